@@ -1,0 +1,1 @@
+"""Shared helpers with no Dagster wiring: image I/O, hashing, media storage."""

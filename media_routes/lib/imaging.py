@@ -1,0 +1,141 @@
+"""Image and video encoding helpers shared by every stage.
+
+Images travel between stages as ``numpy`` arrays: ``uint8``, shape ``(H, W, 3)``, sRGB.
+Masks are ``uint8`` ``(H, W)`` with 0 = untouched and 255 = fully inside.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import colour
+import numpy as np
+from PIL import Image, ImageCms
+
+# Decompression-bomb guard: anything larger than this many pixels is refused when loading
+# user-supplied files (a 4K 9:16 master is 4096 x 7282 = 29.8 MP, well under it).
+MAX_INPUT_PIXELS = 40_000_000
+
+
+class ImageLoadError(ValueError):
+    """A user-supplied image could not be used (unreadable, too large, wrong mode)."""
+
+
+@lru_cache(maxsize=1)
+def srgb_icc_profile() -> bytes:
+    """sRGB ICC profile bytes with a fixed creation date so PNG output is byte-reproducible."""
+    raw = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    raw[24:36] = bytes(12)  # ICC header dateTimeNumber: zeroed for determinism
+    return bytes(raw)
+
+
+def encode_png(image: np.ndarray, *, compress_level: int = 3) -> bytes:
+    """Encode an RGB/RGBA/L uint8 array as PNG with an embedded sRGB ICC profile.
+
+    Output bytes depend only on the pixels (no timestamps), so they can be content-addressed.
+    """
+    if image.dtype != np.uint8:
+        raise TypeError(f"expected uint8 image, got {image.dtype}")
+    pil = Image.fromarray(image)
+    buf = io.BytesIO()
+    kwargs: dict[str, object] = {"compress_level": compress_level}
+    if pil.mode in ("RGB", "RGBA"):
+        kwargs["icc_profile"] = srgb_icc_profile()
+    pil.save(buf, format="PNG", **kwargs)
+    return buf.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        if im.mode not in ("RGB", "RGBA", "L"):
+            im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        return np.asarray(im).copy()
+
+
+def load_user_image(path: Path, *, mode: str) -> np.ndarray:
+    """Load an image supplied by a campaign (cutout, logo, mask) with a decompression-bomb guard.
+
+    ``mode`` is a Pillow mode ("RGBA", "RGB" or "L"). Raises ImageLoadError with the reason.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_INPUT_PIXELS:
+                    raise ImageLoadError(
+                        f"image is {w}x{h} = {w * h / 1e6:.1f} MP, over the {MAX_INPUT_PIXELS / 1e6:.0f} MP "
+                        "limit (possible decompression bomb)"
+                    )
+                im.load()
+                return np.asarray(im.convert(mode)).copy()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageLoadError(f"refused as a possible decompression bomb: {exc}") from exc
+        except FileNotFoundError as exc:
+            raise ImageLoadError("file not found") from exc
+        except (OSError, SyntaxError) as exc:
+            raise ImageLoadError(f"not a readable image: {exc}") from exc
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def array_digest(image: np.ndarray) -> str:
+    """Content hash of raw pixels (shape and dtype included)."""
+    h = hashlib.sha256()
+    h.update(f"{image.shape}|{image.dtype}".encode())
+    h.update(np.ascontiguousarray(image).tobytes())
+    return h.hexdigest()
+
+
+def thumbnail_markdown(image: np.ndarray, *, max_side: int = 256, title: str = "preview") -> str:
+    """A small JPEG thumbnail as a markdown data URI (metadata lives in the event log: keep it small)."""
+    pil = Image.fromarray(image[..., :3] if image.ndim == 3 else image)
+    pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    pil.convert("RGB").save(buf, format="JPEG", quality=80)
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    return f"![{title}](data:image/jpeg;base64,{b64})"
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) / 255.0
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB decoding (IEC 61966-2-1) via colour-science, returned as float32."""
+    return np.asarray(colour.models.eotf_sRGB(np.asarray(x, dtype=np.float32)), dtype=np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """sRGB encoding (inverse EOTF) via colour-science, clipped to [0, 1], float32."""
+    y = colour.models.eotf_inverse_sRGB(np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0))
+    return np.asarray(y, dtype=np.float32)
+
+
+def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
+    """uint8 sRGB -> CIE L*a*b* (D65), float32, via colour-science."""
+    xyz = colour.RGB_to_XYZ(to_float(image_u8[..., :3]), "sRGB", apply_cctf_decoding=True)
+    return np.asarray(colour.XYZ_to_Lab(xyz), dtype=np.float32)
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* (D65) -> uint8 sRGB via colour-science."""
+    rgb = colour.XYZ_to_RGB(colour.Lab_to_XYZ(lab), "sRGB", apply_cctf_encoding=True)
+    return to_uint8(np.asarray(rgb, dtype=np.float32))
+
+
+def hex_to_rgb(value: str) -> tuple[int, int, int]:
+    v = value.lstrip("#")
+    return int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16)

@@ -1,0 +1,492 @@
+"""Campaign specs: one YAML file per campaign, ``campaigns/<id>/campaign.yaml``, validated by typed models.
+
+Validation happens in two passes:
+
+1. the YAML is parsed against the pydantic models below (unknown fields, types, hex codes, formats);
+2. :func:`check_campaign_files` checks what needs the campaign folder: asset files exist, stay inside the
+   folder, are readable images of a sane size, and masks lie inside the base canvas.
+
+Every problem is reported as ``file: field: reason``; :class:`SpecError` carries all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from media_routes.formats import FORMAT_KEYS, KLevel
+from media_routes.lib.imaging import ImageLoadError, load_user_image
+
+SPEC_FILENAME = "campaign.yaml"
+BASE_LONG_SIDE = 1024  # the "1K" blueprint
+HEX_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+BUILTIN_FONTS = {"DejaVuSans-Bold", "DejaVuSans", "DejaVuSerif"}
+STAGES = (
+    "base_composition",
+    "lighting_iteration",
+    "inpaint_fix",
+    "k_upscale",
+    "aspect_outpaint",
+    "motion",
+)
+# Providers that have an adapter in this version. Hosted adapters (gemini, veo, kling, fal) come with #3.
+AVAILABLE_PROVIDERS = ("local",)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ColorRef = Annotated[str, Field(description="a palette name or a #RRGGBB hex code")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Texture(_Model):
+    kind: Literal["noise", "grain", "concrete", "none"] = "noise"
+    strength: Annotated[float, Field(ge=0.0, le=0.5)] = 0.04
+    scale: Annotated[float, Field(gt=0.0, le=64.0)] = 4.0
+
+
+class Background(_Model):
+    style: Literal["gradient", "studio", "sky"] = "gradient"
+    colors: Annotated[list[ColorRef], Field(min_length=1, max_length=4)]
+    texture: Texture = Texture()
+
+
+class KeyLight(_Model):
+    direction_deg: float = Field(135.0, description="where the light comes from, degrees, 0 = right, 90 = top")
+    intensity: Annotated[float, Field(ge=0.0, le=2.0)] = 0.5
+    kelvin: Annotated[float, Field(ge=2000, le=12000)] = 5600
+    ambient: Annotated[float, Field(ge=0.0, le=1.0)] = 0.35
+
+
+class Shadow(_Model):
+    opacity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    blur: Annotated[float, Field(ge=0.0, le=0.2)] = 0.02  # fraction of canvas long side
+    distance: Annotated[float, Field(ge=0.0, le=0.2)] = 0.025  # fraction, away from the key light
+
+
+class ImageLayer(_Model):
+    kind: Literal["image"]
+    name: str
+    source: str = Field(description="RGBA cutout, path relative to the campaign folder")
+    center: tuple[Fraction, Fraction] = (0.5, 0.5)
+    height: Annotated[float, Field(gt=0.0, le=2.0)] = 0.5
+    shadow: Shadow | None = Shadow()
+    subject: bool = True
+
+
+class ShapeLayer(_Model):
+    kind: Literal["shape"]
+    name: str
+    shape: Literal["rect", "ellipse", "polygon"]
+    points: Annotated[list[tuple[float, float]], Field(min_length=2)] = Field(
+        description="fractions of the canvas: rect/ellipse take two corners, polygon three or more points"
+    )
+    color: ColorRef
+    shade: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0  # vertical light falloff across the shape
+    shadow: Shadow | None = None
+    subject: bool = False
+
+    @model_validator(mode="after")
+    def _check_points(self) -> ShapeLayer:
+        if self.shape == "polygon" and len(self.points) < 3:
+            raise ValueError("a polygon needs at least 3 points")
+        if self.shape in ("rect", "ellipse") and len(self.points) != 2:
+            raise ValueError(f"a {self.shape} takes exactly 2 points (opposite corners)")
+        return self
+
+
+Layer = Annotated[ImageLayer | ShapeLayer, Field(discriminator="kind")]
+
+
+class Headline(_Model):
+    text: Annotated[str, Field(min_length=1, max_length=120)]
+    font: str = Field("builtin:DejaVuSans-Bold", description="builtin:<name> or a .ttf/.otf in the campaign")
+    color: ColorRef
+    size: Annotated[float, Field(gt=0.0, le=0.4)] = 0.08  # cap height as a fraction of canvas height
+    center: tuple[Fraction, Fraction] = (0.5, 0.12)
+    max_width: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    tracking: Annotated[float, Field(ge=-0.1, le=0.5)] = 0.0
+
+
+class Scene(_Model):
+    aspect: str = Field("1:1", description="base canvas aspect W:H; the long side is 1024 px")
+    background: Background
+    key_light: KeyLight = KeyLight()
+    layers: list[Layer] = []
+    headline: Headline | None = None
+
+    @field_validator("aspect")
+    @classmethod
+    def _aspect(cls, v: str) -> str:
+        m = re.fullmatch(r"(\d{1,2}):(\d{1,2})", v)
+        if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
+            raise ValueError(f"aspect must look like '4:5', got {v!r}")
+        w, h = int(m.group(1)), int(m.group(2))
+        if not 0.25 <= w / h <= 4:
+            raise ValueError(f"aspect {v} is outside 1:4 .. 4:1")
+        return v
+
+    @property
+    def canvas_size(self) -> tuple[int, int]:
+        w, h = (int(x) for x in self.aspect.split(":"))
+        if w >= h:
+            return BASE_LONG_SIDE, round(BASE_LONG_SIDE * h / w)
+        return round(BASE_LONG_SIDE * w / h), BASE_LONG_SIDE
+
+
+class LightingTolerance(_Model):
+    exposure: Annotated[float, Field(gt=0)] = 2.0
+    white_balance_k: Annotated[float, Field(gt=0)] = 200.0
+    contrast: Annotated[float, Field(gt=0)] = 3.0
+
+
+class LightingTargets(_Model):
+    exposure: Annotated[float, Field(ge=5, le=95)] = Field(
+        50.0, description="target median CIE L* of the frame (0..100)"
+    )
+    white_balance_k: Annotated[float, Field(ge=2500, le=10000)] = 5600
+    contrast: Annotated[float, Field(ge=5, le=95)] = Field(
+        60.0, description="target L* spread between the 5th and 95th percentiles"
+    )
+    tolerance: LightingTolerance = LightingTolerance()
+    max_iterations: Annotated[int, Field(ge=1, le=20)] = 6
+
+
+class MaskSpec(_Model):
+    rect: tuple[int, int, int, int] | None = Field(None, description="x, y, width, height in base pixels")
+    polygon: Annotated[list[tuple[int, int]], Field(min_length=3)] | None = None
+    png: str | None = Field(None, description="greyscale mask, same size as the base canvas")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MaskSpec:
+        given = [k for k in ("rect", "polygon", "png") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of rect, polygon or png (got {given or 'none'})")
+        if self.rect is not None and (self.rect[2] <= 0 or self.rect[3] <= 0):
+            raise ValueError("rect width and height must be positive")
+        return self
+
+
+class Fix(_Model):
+    name: str
+    mask: MaskSpec
+    action: Literal["remove", "replace", "instruct"]
+    patch: str | None = Field(None, description="for replace: image placed over the mask's bounding box")
+    instruction: str | None = Field(None, description="for instruct: an edit instruction for a hosted model")
+    feather: Annotated[int, Field(ge=0, le=64)] = 4
+
+    @model_validator(mode="after")
+    def _action_fields(self) -> Fix:
+        if self.action == "replace" and not self.patch:
+            raise ValueError("action 'replace' needs a patch image")
+        if self.action == "instruct" and not self.instruction:
+            raise ValueError("action 'instruct' needs an instruction")
+        if self.action != "replace" and self.patch:
+            raise ValueError(f"patch is only used with action 'replace', not {self.action!r}")
+        return self
+
+
+class Upscale(_Model):
+    target: KLevel = "4K"
+    detail: Annotated[float, Field(ge=0.0, le=2.0)] = 0.6
+    skin_guard: bool = True
+
+
+class Outpaint(_Model):
+    anchor: tuple[Fraction, Fraction] = Field(
+        (0.5, 0.5), description="where the original sits on the expanded canvas (0.5, 0.5 = centred)"
+    )
+
+
+class Motion(_Model):
+    duration_s: Annotated[float, Field(gt=0, le=30)] = 10.0
+    fps: Annotated[int, Field(ge=1, le=60)] = 24
+    camera: Literal["push_in", "pull_out", "pan_left", "pan_right", "parallax"] = "push_in"
+    strength: Annotated[float, Field(gt=0, le=0.5)] = 0.08
+    preservation: Literal["strict", "loose"] = "strict"
+    crf: Annotated[int, Field(ge=0, le=51)] = 20
+
+
+def _provider(v: str) -> str:
+    if v not in AVAILABLE_PROVIDERS:
+        raise ValueError(
+            f"provider {v!r} is not available in this version (available: {', '.join(AVAILABLE_PROVIDERS)})"
+        )
+    return v
+
+
+class Route(_Model):
+    """Provider per stage. Hosted adapters plug in here (issue #3)."""
+
+    base_composition: str = "local"
+    lighting_iteration: str = "local"
+    inpaint_fix: str = "local"
+    k_upscale: str = "local"
+    aspect_outpaint: str = "local"
+    motion: str = "local"
+
+    _check = field_validator(*STAGES)(classmethod(lambda cls, v: _provider(v)))
+
+    def provider_for(self, stage: str) -> str:
+        return str(getattr(self, stage))
+
+
+class CampaignSpec(_Model):
+    id: str
+    brief: Annotated[str, Field(min_length=1)]
+    seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
+    palette: Annotated[dict[str, str], Field(min_length=1)]
+    scene: Scene
+    route: Route = Route()
+    lighting: LightingTargets = LightingTargets()
+    fixes: list[Fix] = []
+    upscale: Upscale = Upscale()
+    formats: Annotated[list[str], Field(min_length=1)] = ["1x1"]
+    outpaint: Outpaint = Outpaint()
+    motion: Motion = Motion()
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not SLUG_RE.fullmatch(v):
+            raise ValueError(f"{v!r} is not a slug (lowercase letters, digits and '-', at most 64 chars)")
+        return v
+
+    @field_validator("palette")
+    @classmethod
+    def _palette(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, code in v.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"palette name {name!r} must be snake_case")
+            if not isinstance(code, str) or not HEX_RE.fullmatch(code):
+                raise ValueError(f"palette colour {name!r}: {code!r} is not a #RRGGBB hex code")
+        return {k: c.upper() for k, c in v.items()}
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, v: list[str]) -> list[str]:
+        for f in v:
+            if f not in FORMAT_KEYS:
+                raise ValueError(f"unknown format {f!r}; known formats: {', '.join(FORMAT_KEYS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("formats are listed more than once")
+        return v
+
+    @model_validator(mode="after")
+    def _colour_refs(self) -> CampaignSpec:
+        refs: list[tuple[str, str]] = [
+            (f"scene.background.colors.{i}", c) for i, c in enumerate(self.scene.background.colors)
+        ]
+        refs += [
+            (f"scene.layers.{i}.color", layer.color)
+            for i, layer in enumerate(self.scene.layers)
+            if isinstance(layer, ShapeLayer)
+        ]
+        if self.scene.headline:
+            refs.append(("scene.headline.color", self.scene.headline.color))
+        for field, ref in refs:
+            if ref.startswith("#"):
+                if not HEX_RE.fullmatch(ref):
+                    raise ValueError(f"{field}: {ref!r} is not a #RRGGBB hex code")
+            elif ref not in self.palette:
+                raise ValueError(f"{field}: {ref!r} is neither a palette name ({', '.join(self.palette)}) nor a hex")
+        for i, fix in enumerate(self.fixes):
+            if fix.action == "instruct" and self.route.inpaint_fix == "local":
+                raise ValueError(
+                    f"fixes.{i}: action 'instruct' needs a hosted inpaint route; route.inpaint_fix is 'local'"
+                )
+        return self
+
+    def color(self, ref: str) -> str:
+        """Resolve a palette name or hex code to a #RRGGBB hex code."""
+        return ref.upper() if ref.startswith("#") else self.palette[ref]
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors and loading
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    file: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.reason}"
+
+
+class SpecError(ValueError):
+    """One or more problems in a campaign spec; ``str()`` lists them one per line."""
+
+    def __init__(self, problems: list[SpecProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A validated spec together with the folder its relative paths resolve against."""
+
+    spec: CampaignSpec
+    folder: Path
+    spec_path: Path
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def resolve(self, relative: str) -> Path:
+        """Resolve a path from the spec; it must stay inside the campaign folder."""
+        return _resolve_inside(self.folder, relative)
+
+
+def _resolve_inside(folder: Path, relative: str) -> Path:
+    rel = Path(relative)
+    if rel.is_absolute():
+        raise ValueError(f"{relative!r} is absolute; paths must be relative to the campaign folder")
+    root = folder.resolve()
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root):
+        raise ValueError(f"{relative!r} escapes the campaign folder {folder}")
+    return target
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # pydantic puts the discriminator tag into loc ("layers.0.image.source"); keep it readable.
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def parse_spec(data: Any, *, file: str) -> CampaignSpec:
+    if not isinstance(data, dict):
+        raise SpecError([SpecProblem(file, "(top level)", "expected a mapping of campaign fields")])
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling; see docs/campaign-spec.md)"
+            problems.append(SpecProblem(file, _field_name(err["loc"]), msg))
+        raise SpecError(problems) from None
+
+
+def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list[SpecProblem]:
+    """Second pass: files exist, stay inside the folder, load safely; masks lie inside the canvas."""
+    problems: list[SpecProblem] = []
+    cw, ch = spec.scene.canvas_size
+
+    def check_image(field: str, rel: str, mode: str) -> Any:
+        try:
+            path = _resolve_inside(folder, rel)
+        except ValueError as exc:
+            problems.append(SpecProblem(file, field, str(exc)))
+            return None
+        try:
+            return load_user_image(path, mode=mode)
+        except ImageLoadError as exc:
+            problems.append(SpecProblem(file, field, f"{rel}: {exc}"))
+            return None
+
+    if spec.id != folder.name:
+        problems.append(SpecProblem(file, "id", f"id {spec.id!r} must match the folder name {folder.name!r}"))
+    for i, layer in enumerate(spec.scene.layers):
+        if isinstance(layer, ImageLayer):
+            img = check_image(f"scene.layers.{i}.source", layer.source, "RGBA")
+            if img is not None and int(img[..., 3].min()) == 255:
+                problems.append(
+                    SpecProblem(file, f"scene.layers.{i}.source", f"{layer.source}: cutout has no transparency")
+                )
+    if spec.scene.headline and not spec.scene.headline.font.startswith("builtin:"):
+        font = spec.scene.headline.font
+        try:
+            fpath = _resolve_inside(folder, font)
+            if not fpath.is_file():
+                problems.append(SpecProblem(file, "scene.headline.font", f"{font}: file not found"))
+        except ValueError as exc:
+            problems.append(SpecProblem(file, "scene.headline.font", str(exc)))
+    elif spec.scene.headline:
+        name = spec.scene.headline.font.removeprefix("builtin:")
+        if name not in BUILTIN_FONTS:
+            problems.append(
+                SpecProblem(file, "scene.headline.font", f"unknown builtin font {name!r}; have {sorted(BUILTIN_FONTS)}")
+            )
+    for i, fix in enumerate(spec.fixes):
+        m = fix.mask
+        field = f"fixes.{i}.mask"
+        if m.rect is not None:
+            x, y, w, h = m.rect
+            if x < 0 or y < 0 or x + w > cw or y + h > ch:
+                problems.append(
+                    SpecProblem(file, f"{field}.rect", f"rectangle {list(m.rect)} lies outside the {cw}x{ch} canvas")
+                )
+        elif m.polygon is not None:
+            bad = [p for p in m.polygon if not (0 <= p[0] < cw and 0 <= p[1] < ch)]
+            if bad:
+                problems.append(
+                    SpecProblem(file, f"{field}.polygon", f"points {bad} lie outside the {cw}x{ch} canvas")
+                )
+        elif m.png is not None:
+            mask = check_image(f"{field}.png", m.png, "L")
+            if mask is not None:
+                if mask.shape != (ch, cw):
+                    problems.append(
+                        SpecProblem(
+                            file,
+                            f"{field}.png",
+                            f"{m.png} is {mask.shape[1]}x{mask.shape[0]}, the base canvas is {cw}x{ch}",
+                        )
+                    )
+                elif int(mask.max()) == 0:
+                    problems.append(SpecProblem(file, f"{field}.png", f"{m.png} is empty (all black)"))
+        if fix.patch:
+            check_image(f"fixes.{i}.patch", fix.patch, "RGBA")
+    return problems
+
+
+def load_campaign(spec_path: Path) -> Campaign:
+    """Load and fully validate one campaign spec; raises SpecError listing every problem."""
+    spec_path = Path(spec_path)
+    file = str(spec_path)
+    try:
+        text = spec_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([SpecProblem(file, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError([SpecProblem(file, "(yaml)", f"not valid YAML: {exc}")]) from None
+    spec = parse_spec(data, file=file)
+    problems = check_campaign_files(spec, spec_path.parent, file=file)
+    if problems:
+        raise SpecError(problems)
+    return Campaign(spec=spec, folder=spec_path.parent.resolve(), spec_path=spec_path.resolve())
+
+
+def discover_spec_paths(campaigns_dir: Path) -> list[Path]:
+    """All ``<dir>/<id>/campaign.yaml`` files, sorted by campaign id."""
+    return sorted(p for p in Path(campaigns_dir).glob(f"*/{SPEC_FILENAME}") if p.is_file())
+
+
+def load_all(campaigns_dir: Path) -> tuple[dict[str, Campaign], list[SpecError]]:
+    """Load every campaign; an invalid one is reported and skipped, the others go on."""
+    good: dict[str, Campaign] = {}
+    bad: list[SpecError] = []
+    for path in discover_spec_paths(campaigns_dir):
+        try:
+            c = load_campaign(path)
+        except SpecError as exc:
+            bad.append(exc)
+            continue
+        good[c.id] = c
+    return good, bad

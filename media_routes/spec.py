@@ -11,6 +11,7 @@ Every problem is reported as ``file: field: reason``; :class:`SpecError` carries
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,6 +349,24 @@ class Campaign:
     def resolve(self, relative: str) -> Path:
         """Resolve a path from the spec; it must stay inside the campaign folder."""
         return _resolve_inside(self.folder, relative)
+
+    def asset_files(self) -> list[str]:
+        """Relative paths of every file the spec refers to (cutouts, fonts, masks, patches)."""
+        files = [layer.source for layer in self.spec.scene.layers if isinstance(layer, ImageLayer)]
+        hl = self.spec.scene.headline
+        if hl and not hl.font.startswith("builtin:"):
+            files.append(hl.font)
+        for fix in self.spec.fixes:
+            files += [f for f in (fix.mask.png, fix.patch) if f]
+        return files
+
+    def digest(self) -> str:
+        """Content hash of the validated spec and every file it refers to."""
+        h = hashlib.sha256(self.spec.model_dump_json().encode())
+        for rel in sorted(set(self.asset_files())):
+            h.update(rel.encode())
+            h.update(self.resolve(rel).read_bytes())
+        return h.hexdigest()
 
 
 def _resolve_inside(folder: Path, relative: str) -> Path:

@@ -1,0 +1,31 @@
+"""Top-level Dagster definitions for media_routes (loaded by workspace.yaml and `dagster dev`)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from media_routes import settings
+from media_routes.defs.jobs import JOBS
+from media_routes.defs.resources import CampaignCatalog, LocalMediaStore
+from media_routes.defs.stages import STAGE_ASSETS
+
+
+def build_resources(
+    *, campaigns_dir: str | None = None, media_root: str | None = None
+) -> dict[str, dg.ConfigurableResource]:
+    """Resources for the local environment. Production backends (S3, Postgres) plug in here."""
+    return {
+        "campaigns": CampaignCatalog(campaigns_dir=campaigns_dir or str(settings.campaigns_dir())),
+        "media_store": LocalMediaStore(root=media_root or str(settings.media_root())),
+    }
+
+
+def build_definitions(*, campaigns_dir: str | None = None, media_root: str | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=STAGE_ASSETS,
+        jobs=JOBS,
+        resources=build_resources(campaigns_dir=campaigns_dir, media_root=media_root),
+    )
+
+
+defs = build_definitions()

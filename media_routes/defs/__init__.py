@@ -1,0 +1,1 @@
+"""Dagster wiring: partitions, resources, the six stage assets, jobs."""

@@ -1,0 +1,143 @@
+"""Resources: the media store (pluggable backend) and the campaign catalog.
+
+The media store is abstract, with a local-filesystem implementation here; an S3 implementation
+(dagster-aws) plugs in by subclassing :class:`MediaStore` without touching the stages.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import dagster as dg
+
+from media_routes.lib.imaging import sha256_hex
+from media_routes.spec import SLUG_RE, SPEC_FILENAME, Campaign, SpecError, load_campaign
+
+
+class MediaStore(dg.ConfigurableResource, ABC):
+    """Content-addressed, write-once media storage.
+
+    Keys look like ``<stage>/<campaign>[/<format>]/<sha256>.<ext>``: a new materialization never
+    overwrites an earlier one, so lineage can always open older outputs.
+    """
+
+    @abstractmethod
+    def put_bytes(self, data: bytes, *, prefix: str, ext: str) -> str:
+        """Store ``data`` under ``prefix`` and return its URI (idempotent for identical content)."""
+
+    @abstractmethod
+    def put_file(self, path: Path, *, prefix: str, ext: str, sha256: str | None = None) -> str:
+        """Move a finished local file into the store and return its URI."""
+
+    @abstractmethod
+    def read_bytes(self, uri: str) -> bytes: ...
+
+    @abstractmethod
+    def scratch_dir(self) -> Path:
+        """A local directory for work files (e.g. a video being encoded) before ``put_file``."""
+
+    @abstractmethod
+    def local_path(self, uri: str) -> Path | None:
+        """A local filesystem path for ``uri`` if the backend has one (for metadata and exports)."""
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class LocalMediaStore(MediaStore):
+    """Media on the local filesystem under ``root``; writes are atomic (temp file + rename)."""
+
+    root: str
+
+    def _root(self) -> Path:
+        return Path(self.root).expanduser().resolve()
+
+    def _target(self, prefix: str, sha: str, ext: str) -> Path:
+        parts = [p for p in prefix.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise ValueError(f"invalid media prefix {prefix!r}")
+        return self._root().joinpath(*parts, f"{sha}.{ext}")
+
+    def put_bytes(self, data: bytes, *, prefix: str, ext: str) -> str:
+        sha = sha256_hex(data)
+        target = self._target(prefix, sha, ext)
+        if not target.exists():  # same content, same name: never rewrite
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=f".{ext}")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return target.as_uri()
+
+    def put_file(self, path: Path, *, prefix: str, ext: str, sha256: str | None = None) -> str:
+        sha = sha256 or file_sha256(path)
+        target = self._target(prefix, sha, ext)
+        if target.exists():
+            Path(path).unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)  # scratch_dir is on the same filesystem: atomic
+        return target.as_uri()
+
+    def read_bytes(self, uri: str) -> bytes:
+        path = self.local_path(uri)
+        if path is None:
+            raise ValueError(f"{uri!r} is not a local media URI")
+        return path.read_bytes()
+
+    def scratch_dir(self) -> Path:
+        d = self._root() / ".scratch"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def local_path(self, uri: str) -> Path | None:
+        if not uri.startswith("file://"):
+            return None
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(uri).path))
+
+
+class CampaignCatalog(dg.ConfigurableResource):
+    """Loads and validates campaign specs from ``campaigns_dir/<id>/campaign.yaml``."""
+
+    campaigns_dir: str
+
+    def spec_path(self, campaign_id: str) -> Path:
+        if not SLUG_RE.fullmatch(campaign_id):
+            raise dg.Failure(description=f"{campaign_id!r} is not a valid campaign id (a slug)", allow_retries=False)
+        return Path(self.campaigns_dir) / campaign_id / SPEC_FILENAME
+
+    def load(self, campaign_id: str) -> Campaign:
+        """The validated campaign, or a dg.Failure naming the file, the field and the reason."""
+        path = self.spec_path(campaign_id)
+        if not path.is_file():
+            raise dg.Failure(
+                description=f"campaign {campaign_id!r}: no spec at {path}",
+                metadata={"spec_path": dg.MetadataValue.path(str(path))},
+                allow_retries=False,
+            )
+        try:
+            return load_campaign(path)
+        except SpecError as exc:
+            raise dg.Failure(
+                description=f"campaign {campaign_id!r} has an invalid spec:\n{exc}",
+                metadata={"spec_path": dg.MetadataValue.path(str(path)), "problems": len(exc.problems)},
+                allow_retries=False,
+            ) from None

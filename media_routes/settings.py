@@ -1,0 +1,34 @@
+"""Environment-driven defaults shared by the CLI and the Dagster definitions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+ENV_CAMPAIGNS_DIR = "MEDIA_ROUTES_CAMPAIGNS_DIR"
+ENV_MEDIA_ROOT = "MEDIA_ROUTES_MEDIA_ROOT"
+DEFAULT_HOME_NAME = ".dagster_home"
+
+
+def campaigns_dir() -> Path:
+    """Where campaign specs live: $MEDIA_ROUTES_CAMPAIGNS_DIR, else ./campaigns, else the repo's."""
+    if os.environ.get(ENV_CAMPAIGNS_DIR):
+        return Path(os.environ[ENV_CAMPAIGNS_DIR]).expanduser().resolve()
+    cwd = Path.cwd() / "campaigns"
+    return cwd.resolve() if cwd.is_dir() else REPO_ROOT / "campaigns"
+
+
+def dagster_home() -> Path:
+    """$DAGSTER_HOME when set, else ./.dagster_home (created on demand by the CLI)."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"]).expanduser().resolve()
+    return (Path.cwd() / DEFAULT_HOME_NAME).resolve()
+
+
+def media_root() -> Path:
+    """Root of the local media store: $MEDIA_ROUTES_MEDIA_ROOT, else <dagster home>/media."""
+    if os.environ.get(ENV_MEDIA_ROOT):
+        return Path(os.environ[ENV_MEDIA_ROOT]).expanduser().resolve()
+    return dagster_home() / "media"

@@ -2,22 +2,18 @@
 
 import dagster as dg
 
-from media_routes.defs.partitions import campaign_partitions, campaign_x_format_partitions
-
 CAMPAIGN_STAGES = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
 FORMAT_STAGES = ["aspect_outpaint", "motion"]
 
 campaign_stills_job = dg.define_asset_job(
     "campaign_stills",
     selection=dg.AssetSelection.assets(*CAMPAIGN_STAGES),
-    partitions_def=campaign_partitions,
     description="Stages 1-4 for one campaign: base composition, lighting, fixes, upscale.",
 )
 
 format_deliverables_job = dg.define_asset_job(
     "format_deliverables",
     selection=dg.AssetSelection.assets(*FORMAT_STAGES),
-    partitions_def=campaign_x_format_partitions,
     description="Stages 5-6 for one campaign x format: outpainted still and motion.",
 )
 

@@ -75,7 +75,7 @@ def motion(
                 context.log.info(f"motion {fmt.key}: frame {i}/{n_frames}")
             yield frame
 
-    tmp = media_store.scratch_dir() / f"{context.run_id}-{campaign_id}-{format_key}.mp4"
+    tmp = media_store.scratch_dir() / f"{context.run.run_id}-{campaign_id}-{format_key}.mp4"
     stats = encode_mp4(logged(frames), tmp, fps=m.fps, size=fmt.video, crf=m.crf)
     probe = probe_mp4(tmp)
     sha = file_sha256(tmp)

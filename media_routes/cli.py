@@ -1,0 +1,293 @@
+"""`media-routes`: run the demo, re-roll a stage, trace lineage, validate specs.
+
+Every command runs real Dagster runs against the instance in $DAGSTER_HOME (default
+./.dagster_home, printed), so `dagster dev` with the same DAGSTER_HOME shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from media_routes import settings
+from media_routes.spec import STAGES, SPEC_FILENAME, SpecError, discover_spec_paths, load_all, load_campaign
+
+console = Console(stderr=True)
+out = Console()
+
+
+# --------------------------------------------------------------------------------------------------
+# instance
+# --------------------------------------------------------------------------------------------------
+
+
+def _instance():  # type: ignore[no-untyped-def]
+    """The Dagster instance in DAGSTER_HOME, creating a local one (SQLite) if it is not set."""
+    import dagster as dg
+
+    home = settings.dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    template = settings.REPO_ROOT / "dagster.yaml"
+    if not cfg.exists() and template.is_file():
+        shutil.copyfile(template, cfg)
+    if not os.environ.get("DAGSTER_HOME"):
+        console.print("[dim]DAGSTER_HOME is not set: using the local default below[/dim]")
+    os.environ["DAGSTER_HOME"] = str(home)
+    console.print(f"[dim]Dagster instance: {home} (DAGSTER_HOME)[/dim]")
+    return dg.DagsterInstance.get()
+
+
+def _resources(campaigns_dir: Path) -> dict[str, Any]:
+    from media_routes.definitions import build_resources
+
+    return build_resources(campaigns_dir=str(campaigns_dir))
+
+
+# --------------------------------------------------------------------------------------------------
+# validate
+# --------------------------------------------------------------------------------------------------
+
+
+def _spec_paths(paths: list[str]) -> list[Path]:
+    if not paths:
+        paths = [str(settings.campaigns_dir())]
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir() and (p / SPEC_FILENAME).is_file():
+            found.append(p / SPEC_FILENAME)
+        elif p.is_dir():
+            found += discover_spec_paths(p)
+        else:
+            found.append(p)  # a file (or a missing path: load_campaign reports it)
+    return found
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    paths = _spec_paths(args.paths)
+    if not paths:
+        console.print("[red]no campaign specs found[/red]")
+        return 1
+    errors = 0
+    for path in paths:
+        try:
+            c = load_campaign(path)
+        except SpecError as exc:
+            errors += 1
+            out.print(f"[red]INVALID[/red] {path}")
+            for problem in exc.problems:
+                out.print(f"  {problem.field}: {problem.reason}", markup=False, highlight=False)
+            continue
+        out.print(f"[green]ok[/green] {path} ({c.id}: formats {', '.join(c.spec.formats)})")
+    if errors:
+        out.print(f"[red]{errors} of {len(paths)} spec(s) invalid[/red]")
+    return 1 if errors else 0
+
+
+# --------------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------------
+
+
+def _execute(instance, resources, plan, *, seeds=None, tags=None, label: str = "") -> list[Any]:  # type: ignore[no-untyped-def]
+    from media_routes.pipeline import materialize_stages
+
+    total = sum(len(r.stages) for r in plan)
+    summaries = []
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label or "materializing", total=total)
+        for run in plan:
+            progress.update(task, description=f"{label} {run.partition}: {' -> '.join(run.stages)}")
+            summary = materialize_stages(instance, resources, run.stages, run.partition, seeds=seeds, tags=tags,
+                                         raise_on_error=False)
+            summaries.append(summary)
+            if not summary.success:
+                progress.stop()
+                console.print(
+                    f"[red]run {summary.run_id} failed[/red] for {run.partition} ({', '.join(run.stages)}); "
+                    "see the run in `dagster dev` for the error. Earlier outputs are untouched."
+                )
+                return summaries
+            progress.advance(task, len(run.stages))
+    return summaries
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from media_routes.pipeline import plan_runs, register_campaigns
+
+    campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
+    good, bad = load_all(campaigns_dir)
+    for exc in bad:
+        console.print(f"[yellow]skipping an invalid campaign:[/yellow]\n{exc}", markup=True, highlight=False)
+    if args.campaign:
+        missing = [c for c in args.campaign if c not in good]
+        if missing:
+            console.print(f"[red]unknown or invalid campaign(s): {', '.join(missing)}[/red]")
+            return 1
+        good = {k: v for k, v in good.items() if k in args.campaign}
+    if not good:
+        console.print(f"[red]no valid campaigns under {campaigns_dir}[/red]")
+        return 1
+    instance = _instance()
+    resources = _resources(campaigns_dir)
+    new = register_campaigns(instance, list(good))
+    if new:
+        console.print(f"registered campaign partitions: {', '.join(new)}")
+    started = time.perf_counter()
+    failed = False
+    for cid, campaign in good.items():
+        plan = plan_runs(cid, campaign.spec.formats)
+        summaries = _execute(instance, resources, plan, tags={"media_routes/command": "demo"}, label=cid)
+        failed |= not all(s.success for s in summaries)
+    elapsed = time.perf_counter() - started
+    out_dir = Path(args.out).resolve()
+    from media_routes.export import export_deliverables
+
+    table = Table(title=f"deliverables in {out_dir}")
+    for col in ("campaign", "format", "still", "motion"):
+        table.add_column(col)
+    for cid, campaign in good.items():
+        exported = export_deliverables(instance, resources["media_store"], campaign, out_dir)
+        for fmt, files in exported.formats.items():
+            table.add_row(cid, fmt, str(files.get("still", "-")), str(files.get("motion", "-")))
+        if exported.contact_sheet:
+            table.add_row(cid, "(all)", str(exported.contact_sheet), "contact sheet")
+    out.print(table)
+    out.print(f"rendered {len(good)} campaign(s) in {elapsed:.0f} s on the local engine")
+    out.print(f"media store: {resources['media_store'].root}")
+    out.print(f"see the runs and lineage: DAGSTER_HOME={settings.dagster_home()} dagster dev")
+    return 1 if failed else 0
+
+
+def _registered_campaign(instance, campaign_id: str) -> bool:  # type: ignore[no-untyped-def]
+    return bool(instance.has_dynamic_partition("campaign", campaign_id))
+
+
+def cmd_reroll(args: argparse.Namespace) -> int:
+    from media_routes.formats import FORMAT_KEYS
+    from media_routes.pipeline import plan_runs
+
+    campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
+    try:
+        campaign = load_campaign(campaigns_dir / args.campaign / SPEC_FILENAME)
+    except SpecError as exc:
+        console.print(f"[red]cannot re-roll:[/red]\n{exc}", markup=True, highlight=False)
+        return 1
+    if args.format and args.format not in FORMAT_KEYS:
+        console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
+        return 1
+    instance = _instance()
+    if not _registered_campaign(instance, campaign.id):
+        console.print(f"[red]campaign {campaign.id!r} has no partition yet: run `media-routes demo` first[/red]")
+        return 1
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    formats = [args.format] if args.format else list(campaign.spec.formats)
+    plan = plan_runs(campaign.id, formats, from_stage=args.stage)
+    console.print(
+        f"re-rolling {args.stage} for {campaign.id} with seed {seed}; re-materializing: "
+        + "; ".join(f"{r.partition}: {', '.join(r.stages)}" for r in plan)
+    )
+    summaries = _execute(
+        instance,
+        _resources(campaigns_dir),
+        plan,
+        seeds={args.stage: seed},
+        tags={"media_routes/command": "reroll", "media_routes/reroll_stage": args.stage,
+              "media_routes/seed": str(seed)},
+        label="reroll",
+    )
+    ok = all(s.success for s in summaries) and len(summaries) == len(plan)
+    for s in summaries:
+        out.print(f"{'ok' if s.success else 'FAILED'}  run {s.run_id}  {s.partition}: {', '.join(s.stages)}")
+    if ok:
+        out.print(f"to keep this result, set `seed: {seed}` in the spec or re-roll again with --seed {seed}")
+    return 0 if ok else 1
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from media_routes.formats import FORMAT_KEYS
+    from media_routes.lineage import trace
+
+    if args.format and args.format not in FORMAT_KEYS:
+        console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
+        return 1
+    instance = _instance()
+    rows = trace(instance, args.campaign, [args.format] if args.format else None)
+    if args.json:
+        out.print_json(json.dumps(rows, default=str))
+        return 0 if rows else 1
+    if not rows:
+        console.print(f"[yellow]nothing materialized for {args.campaign!r}[/yellow]")
+        return 1
+    table = Table(title=f"lineage of {args.campaign}")
+    for col in ("stage", "partition", "when (UTC)", "provider / model", "seed", "data version", "run"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["stage"], r["partition"], r["timestamp"][:19], f"{r['provider']} / {r['model']}", str(r["seed"]),
+            (r["data_version"] or "")[:12], r["run_id"][:8],
+        )
+    out.print(table)
+    for r in rows:
+        out.print(f"[dim]{r['stage']} {r['partition']}: {r['path']}[/dim]")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="media-routes", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="register the example campaigns and render every stage and format")
+    d.add_argument("--out", default="deliverables", help="where to export stills, videos and contact sheets")
+    d.add_argument("--campaign", action="append", help="only this campaign (repeatable)")
+    d.add_argument("--campaigns-dir", help=f"campaign specs folder (default ${settings.ENV_CAMPAIGNS_DIR} or ./campaigns)")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("reroll", help="re-roll one stage with a new seed and re-materialize what follows")
+    r.add_argument("stage", choices=STAGES)
+    r.add_argument("--campaign", required=True)
+    r.add_argument("--format", help="only this format for the per-format stages")
+    r.add_argument("--seed", type=int, help="seed to use (default: a new random one, printed)")
+    r.add_argument("--campaigns-dir")
+    r.set_defaults(func=cmd_reroll)
+
+    t = sub.add_parser("trace", help="latest materialization of every stage for a campaign")
+    t.add_argument("campaign")
+    t.add_argument("--format")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=cmd_trace)
+
+    v = sub.add_parser("validate", help="validate campaign specs; non-zero exit on any error")
+    v.add_argument("paths", nargs="*", help="spec files, campaign folders or a campaigns folder")
+    v.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,10 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from media_routes import settings
-from media_routes.spec import STAGES, SPEC_FILENAME, SpecError, discover_spec_paths, load_all, load_campaign
+from media_routes.spec import SPEC_FILENAME, STAGES, SpecError, discover_spec_paths, load_all, load_campaign
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,8 +116,9 @@ def _execute(instance, resources, plan, *, seeds=None, tags=None, label: str = "
         task = progress.add_task(label or "materializing", total=total)
         for run in plan:
             progress.update(task, description=f"{label} {run.partition}: {' -> '.join(run.stages)}")
-            summary = materialize_stages(instance, resources, run.stages, run.partition, seeds=seeds, tags=tags,
-                                         raise_on_error=False)
+            summary = materialize_stages(
+                instance, resources, run.stages, run.partition, seeds=seeds, tags=tags, raise_on_error=False
+            )
             summaries.append(summary)
             if not summary.success:
                 progress.stop()
@@ -161,16 +162,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).resolve()
     from media_routes.export import export_deliverables
 
-    table = Table(title=f"deliverables in {out_dir}")
-    for col in ("campaign", "format", "still", "motion"):
-        table.add_column(col)
+    out.print(f"[bold]deliverables in {out_dir}[/bold]")
     for cid, campaign in good.items():
         exported = export_deliverables(instance, resources["media_store"], campaign, out_dir)
         for fmt, files in exported.formats.items():
-            table.add_row(cid, fmt, str(files.get("still", "-")), str(files.get("motion", "-")))
+            for kind in ("still", "motion"):
+                out.print(f"  {cid} {fmt:>5} {kind:<7} {files.get(kind, '(missing)')}", highlight=False)
         if exported.contact_sheet:
-            table.add_row(cid, "(all)", str(exported.contact_sheet), "contact sheet")
-    out.print(table)
+            out.print(f"  {cid} contact sheet {exported.contact_sheet}", highlight=False)
     out.print(f"rendered {len(good)} campaign(s) in {elapsed:.0f} s on the local engine")
     out.print(f"media store: {resources['media_store'].root}")
     out.print(f"see the runs and lineage: DAGSTER_HOME={settings.dagster_home()} dagster dev")
@@ -210,8 +209,11 @@ def cmd_reroll(args: argparse.Namespace) -> int:
         _resources(campaigns_dir),
         plan,
         seeds={args.stage: seed},
-        tags={"media_routes/command": "reroll", "media_routes/reroll_stage": args.stage,
-              "media_routes/seed": str(seed)},
+        tags={
+            "media_routes/command": "reroll",
+            "media_routes/reroll_stage": args.stage,
+            "media_routes/seed": str(seed),
+        },
         label="reroll",
     )
     ok = all(s.success for s in summaries) and len(summaries) == len(plan)
@@ -242,8 +244,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["stage"], r["partition"], r["timestamp"][:19], f"{r['provider']} / {r['model']}", str(r["seed"]),
-            (r["data_version"] or "")[:12], r["run_id"][:8],
+            r["stage"],
+            r["partition"],
+            r["timestamp"][:19],
+            f"{r['provider']} / {r['model']}",
+            str(r["seed"]),
+            (r["data_version"] or "")[:12],
+            r["run_id"][:8],
         )
     out.print(table)
     for r in rows:
@@ -261,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="register the example campaigns and render every stage and format")
     d.add_argument("--out", default="deliverables", help="where to export stills, videos and contact sheets")
     d.add_argument("--campaign", action="append", help="only this campaign (repeatable)")
-    d.add_argument("--campaigns-dir", help=f"campaign specs folder (default ${settings.ENV_CAMPAIGNS_DIR} or ./campaigns)")
+    d.add_argument(
+        "--campaigns-dir",
+        help=f"campaign specs folder (default ${settings.ENV_CAMPAIGNS_DIR} or ./campaigns)",
+    )
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("reroll", help="re-roll one stage with a new seed and re-materialize what follows")

@@ -61,9 +61,7 @@ def contact_sheet(rows: list[list[tuple[str, np.ndarray]]], title: str, height: 
     return np.asarray(sheet)
 
 
-def export_deliverables(
-    instance: dg.DagsterInstance, store: MediaStore, campaign: Campaign, out_dir: Path
-) -> Exported:
+def export_deliverables(instance: dg.DagsterInstance, store: MediaStore, campaign: Campaign, out_dir: Path) -> Exported:
     result = Exported()
     base = out_dir / campaign.id
     stage_row: list[tuple[str, np.ndarray]] = []

@@ -59,9 +59,7 @@ def trace_row(stage: str, partition: str, record: dg.EventLogRecord) -> dict[str
     return row
 
 
-def trace(
-    instance: dg.DagsterInstance, campaign_id: str, formats: list[str] | None = None
-) -> list[dict[str, Any]]:
+def trace(instance: dg.DagsterInstance, campaign_id: str, formats: list[str] | None = None) -> list[dict[str, Any]]:
     """Latest materialization of every stage for a campaign (and its formats), pipeline order."""
     rows: list[dict[str, Any]] = []
     for stage in STAGES:

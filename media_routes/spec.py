@@ -438,7 +438,11 @@ def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list
         name = spec.scene.headline.font.removeprefix("builtin:")
         if name not in BUILTIN_FONTS:
             problems.append(
-                SpecProblem(file, "scene.headline.font", f"unknown builtin font {name!r}; have {sorted(BUILTIN_FONTS)}")
+                SpecProblem(
+                    file,
+                    "scene.headline.font",
+                    f"unknown builtin font {name!r}; have {sorted(BUILTIN_FONTS)}",
+                )
             )
     for i, fix in enumerate(spec.fixes):
         m = fix.mask
@@ -452,9 +456,7 @@ def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list
         elif m.polygon is not None:
             bad = [p for p in m.polygon if not (0 <= p[0] < cw and 0 <= p[1] < ch)]
             if bad:
-                problems.append(
-                    SpecProblem(file, f"{field}.polygon", f"points {bad} lie outside the {cw}x{ch} canvas")
-                )
+                problems.append(SpecProblem(file, f"{field}.polygon", f"points {bad} lie outside the {cw}x{ch} canvas"))
         elif m.png is not None:
             mask = check_image(f"{field}.png", m.png, "L")
             if mask is not None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import av
 import dagster as dg
-import numpy as np
 import pytest
 
 from media_routes.lib.imaging import decode_png
@@ -32,9 +31,7 @@ def test_whole_graph_one_campaign_two_formats(instance, resources) -> None:  # t
     store = resources["media_store"]
     rows = trace(instance, "shoe")
     by_key = {(r["stage"], r["partition"]): r for r in rows}
-    expected = [(s, "shoe") for s in STAGES[:4]] + [
-        (s, f"shoe|{f}") for s in STAGES[4:] for f in ("1x1", "9x16")
-    ]
+    expected = [(s, "shoe") for s in STAGES[:4]] + [(s, f"shoe|{f}") for s in STAGES[4:] for f in ("1x1", "9x16")]
     assert sorted(by_key) == sorted(expected)
 
     for row in rows:
@@ -46,12 +43,14 @@ def test_whole_graph_one_campaign_two_formats(instance, resources) -> None:  # t
         path = _local(store, row["uri"])
         assert path.name.startswith(row["output_hash"])  # content-addressed
     # each stage's input hash is the previous stage's output hash (lineage holds together)
-    assert by_key[("lighting_iteration", "shoe")]["input_hashes"]["base_composition"] == by_key[
-        ("base_composition", "shoe")
-    ]["output_hash"]
-    assert by_key[("aspect_outpaint", "shoe|9x16")]["input_hashes"]["k_upscale"] == by_key[("k_upscale", "shoe")][
-        "output_hash"
-    ]
+    assert (
+        by_key[("lighting_iteration", "shoe")]["input_hashes"]["base_composition"]
+        == by_key[("base_composition", "shoe")]["output_hash"]
+    )
+    assert (
+        by_key[("aspect_outpaint", "shoe|9x16")]["input_hashes"]["k_upscale"]
+        == by_key[("k_upscale", "shoe")]["output_hash"]
+    )
 
     base = decode_png(_local(store, by_key[("base_composition", "shoe")]["uri"]).read_bytes())
     assert base.shape == (1024, 819, 3)
@@ -117,7 +116,10 @@ def test_reroll_single_format(instance, resources) -> None:  # type: ignore[no-u
     for run in plan_runs("shoe", ["1x1"], from_stage="aspect_outpaint"):
         assert materialize_stages(instance, resources, run.stages, run.partition, seeds={"aspect_outpaint": 5}).success
     after = _counts(instance, ["shoe"], ["9x16", "1x1"])
-    assert {k for k in before if after[k] != before[k]} == {("aspect_outpaint", "shoe|1x1"), ("motion", "shoe|1x1")}
+    assert {k for k in before if after[k] != before[k]} == {
+        ("aspect_outpaint", "shoe|1x1"),
+        ("motion", "shoe|1x1"),
+    }
 
 
 def test_broken_spec_fails_the_run_and_keeps_earlier_outputs(instance, resources, campaigns_dir) -> None:  # type: ignore[no-untyped-def]

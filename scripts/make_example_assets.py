@@ -37,8 +37,19 @@ def sneaker() -> Image.Image:
     d.rounded_rectangle(P([(20, 262), (620, 318)])[0] + P([(620, 318)])[0], radius=26 * SS, fill=(150, 96, 52, 255))
     d.rounded_rectangle((20 * SS, 232 * SS, 624 * SS, 292 * SS), radius=28 * SS, fill=(240, 238, 232, 255))
     # upper
-    upper = [(40, 240), (60, 170), (150, 150), (250, 96), (330, 70), (400, 62), (430, 100), (470, 150),
-             (560, 180), (612, 214), (618, 240)]
+    upper = [
+        (40, 240),
+        (60, 170),
+        (150, 150),
+        (250, 96),
+        (330, 70),
+        (400, 62),
+        (430, 100),
+        (470, 150),
+        (560, 180),
+        (612, 214),
+        (618, 240),
+    ]
     d.polygon(P(upper), fill=(22, 46, 110, 255))
     # toe cap and heel counter
     d.polygon(P([(470, 150), (560, 180), (612, 214), (618, 240), (470, 240)]), fill=(30, 60, 140, 255))
@@ -63,8 +74,12 @@ def logo(defect: bool) -> Image.Image:
     im = Image.new("RGBA", (w * SS, h * SS), (0, 0, 0, 0))
     d = ImageDraw.Draw(im)
     font = ImageFont.truetype(str(FONT), 52 * SS)
-    d.rounded_rectangle((2 * SS, 2 * SS, (w - 2) * SS, (h - 2) * SS), radius=16 * SS, outline=(245, 217, 10, 255),
-                        width=5 * SS)
+    d.rounded_rectangle(
+        (2 * SS, 2 * SS, (w - 2) * SS, (h - 2) * SS),
+        radius=16 * SS,
+        outline=(245, 217, 10, 255),
+        width=5 * SS,
+    )
     text = "VOLT"
     tw = d.textlength(text, font=font)
     d.text(((w * SS - tw) / 2, h * SS / 2), text, font=font, fill=(245, 217, 10, 255), anchor="lm")

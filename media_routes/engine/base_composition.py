@@ -250,7 +250,11 @@ def compose(campaign: Campaign, *, seed: int) -> BaseResult:
     lin = lin * light[..., None] * tint[None, None, :]
 
     image = to_uint8(linear_to_srgb(lin))
-    metrics: dict[str, object] = {"canvas": [w, h], "layers": placed, "key_light_k": spec.scene.key_light.kelvin}
+    metrics: dict[str, object] = {
+        "canvas": [w, h],
+        "layers": placed,
+        "key_light_k": spec.scene.key_light.kelvin,
+    }
 
     hl = _headline(campaign, size)
     if hl is not None:

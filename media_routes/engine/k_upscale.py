@@ -45,9 +45,10 @@ SKIN_HF_RATIO_MAX = 1.25
 # Overshoot beyond the local min/max of the Lanczos reference tolerated before compression (levels).
 HALO_TOLERANCE = 2.0
 HALO_EXCESS_KEEP = 0.25
-# Edge gate ramp on gradient magnitude of the blurred luminance (levels per pixel).
-EDGE_LO = 2.0
-EDGE_HI = 10.0
+# Edge gate ramp on gradient magnitude of the blurred luminance, in levels per *input* pixel so the
+# gate selects the same structures whatever the factor.
+EDGE_LO = 4.0
+EDGE_HI = 16.0
 # Unsharp gain at detail = 1.
 DETAIL_GAIN = 1.0
 LANCZOS_SUPPORT = 4  # input pixels on each side used by INTER_LANCZOS4
@@ -100,9 +101,7 @@ def skin_mask(image: np.ndarray) -> np.ndarray:
     """Feathered skin-likelihood mask (float32 0..1, input size) from a YCrCb colour rule."""
     ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
     y, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
-    raw = (
-        (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1]) & (y > SKIN_Y_MIN)
-    )
+    raw = (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1]) & (y > SKIN_Y_MIN)
     mask = raw.astype(np.uint8) * 255
     k = max(3, (round(max(image.shape[:2]) / 256) | 1))  # 5 px at 1024
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
@@ -154,7 +153,8 @@ def _enhance_tile(
     hf_ref = y_ref - blur
     gx = cv2.Sobel(blur, cv2.CV_32F, 1, 0, ksize=3, scale=0.125, borderType=cv2.BORDER_REFLECT)
     gy = cv2.Sobel(blur, cv2.CV_32F, 0, 1, ksize=3, scale=0.125, borderType=cv2.BORDER_REFLECT)
-    gate = np.clip((cv2.magnitude(gx, gy) - EDGE_LO) / (EDGE_HI - EDGE_LO), 0.0, 1.0)
+    grad = cv2.magnitude(gx, gy) * p.factor
+    gate = np.clip((grad - EDGE_LO) / (EDGE_HI - EDGE_LO), 0.0, 1.0)
     y_enh = y_ref + (detail * DETAIL_GAIN) * gate * hf_ref
 
     k = 2 * p.halo_r + 1
@@ -231,7 +231,7 @@ def upscale(
 
     out = np.empty((h * factor, w * factor, 3), np.uint8)
     tile_in = max(1, tile // factor)
-    m = p.margin_in
+    m = p.margin_in if enhance else LANCZOS_SUPPORT + 1  # plain Lanczos only needs its own support
     totals = _Stats()
     n_tiles = 0
     for y0 in range(0, h, tile_in):

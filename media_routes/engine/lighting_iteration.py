@@ -152,10 +152,13 @@ def iterate(image: np.ndarray, targets: LightingTargets) -> LightingResult:
         if abs(intended) > 1.0:
             efficiency = (m.white_balance_k - before.white_balance_k) / intended
             wb_gain = float(np.clip(wb_gain / max(efficiency, 0.25), 0.5, 2.0))
-        row: dict[str, float] = {"iteration": i + 1, "wb_gain": round(wb_gain, 3), **{f"before_{k}": v for k, v in before.as_dict().items()}}
+        row: dict[str, float] = {
+            "iteration": i + 1,
+            "wb_gain": round(wb_gain, 3),
+            **{f"before_{k}": v for k, v in before.as_dict().items()},
+        }
         row.update({f"after_{k}": v for k, v in m.as_dict().items()})
         log.append(row)
         if within(m, targets):
             return LightingResult(image=current, iterations=log, locked=True, final=m)
     return LightingResult(image=current, iterations=log, locked=within(m, targets), final=m)
-

@@ -92,8 +92,12 @@ def aspect_outpaint(
         seed_source=seed_source,
         inputs={"k_upscale": k_upscale.sha256},
         preview=result.delivery,
-        metrics={"format": fmt.key, "placement": list(result.placement), "canvas_hash": canvas_sha,
-                 **result.metrics},
+        metrics={
+            "format": fmt.key,
+            "placement": list(result.placement),
+            "canvas_hash": canvas_sha,
+            **result.metrics,
+        },
         started=started,
         extra={"format": fmt.key, "delivery_size": f"{w}x{h}"},
     )

@@ -35,7 +35,10 @@ CODE_VERSION = "1"
     ),
 )
 def base_composition(
-    context: dg.AssetExecutionContext, config: StageConfig, campaigns: CampaignCatalog, media_store: MediaStore
+    context: dg.AssetExecutionContext,
+    config: StageConfig,
+    campaigns: CampaignCatalog,
+    media_store: MediaStore,
 ) -> dg.Output[MediaRef]:
     started = time.perf_counter()
     campaign = campaigns.load(context.partition_key)
@@ -59,4 +62,3 @@ def base_composition(
         metrics=result.metrics,
         started=started,
     )
-

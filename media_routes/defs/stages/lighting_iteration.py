@@ -69,17 +69,19 @@ def lighting_iteration(
         seed_source=seed_source,
         inputs={"base_composition": base_composition.sha256},
         preview=result.image,
-        metrics={"locked": result.locked, "iterations": len(result.iterations), "final": final,
-                 "targets": targets.model_dump()},
+        metrics={
+            "locked": result.locked,
+            "iterations": len(result.iterations),
+            "final": final,
+            "targets": targets.model_dump(),
+        },
         started=started,
         extra={
             "locked": result.locked,
             "iteration_count": len(result.iterations),
             "iterations": dg.MetadataValue.table(
                 records=[dg.TableRecord(row) for row in result.iterations],
-                schema=dg.TableSchema(
-                    columns=[dg.TableColumn(k, "float") for k in result.iterations[0]]
-                ),
+                schema=dg.TableSchema(columns=[dg.TableColumn(k, "float") for k in result.iterations[0]]),
             ),
         },
     )

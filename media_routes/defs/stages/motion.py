@@ -59,7 +59,13 @@ def motion(
     mask = load_image(media_store, mask_uri) if mask_uri else None
     n_frames = round(m.duration_s * m.fps)
     frames = render_frames(
-        still, fmt.video, duration_s=m.duration_s, fps=m.fps, camera=m.camera, strength=m.strength, subject_mask=mask
+        still,
+        fmt.video,
+        duration_s=m.duration_s,
+        fps=m.fps,
+        camera=m.camera,
+        strength=m.strength,
+        subject_mask=mask,
     )
 
     keyframes: dict[int, np.ndarray] = {}
@@ -98,7 +104,13 @@ def motion(
         seed_source=seed_source,
         inputs={"aspect_outpaint": aspect_outpaint.sha256},
         preview=strip,
-        metrics={"camera": m.camera, "strength": m.strength, "preservation": m.preservation, **stats, **probe},
+        metrics={
+            "camera": m.camera,
+            "strength": m.strength,
+            "preservation": m.preservation,
+            **stats,
+            **probe,
+        },
         started=started,
         extra={
             "duration_s": float(probe["duration_s"]),

@@ -1,0 +1,94 @@
+"""The `media-routes` command line: validate, demo (small campaigns), trace --json, reroll."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from media_routes.cli import main
+from media_routes_tests.conftest import EXAMPLES
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(h))
+    monkeypatch.setenv("MEDIA_ROUTES_MEDIA_ROOT", str(tmp_path / "media"))
+    return h
+
+
+def test_validate_examples_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(EXAMPLES)]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_validate_reports_errors_and_exits_nonzero(campaigns_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = campaigns_dir / "tower" / "campaign.yaml"
+    spec.write_text(spec.read_text().replace("#A9C6DD", "#A9C6DZ"))
+    assert main(["validate", str(campaigns_dir)]) == 1
+    text = capsys.readouterr().out
+    assert "INVALID" in text and str(spec) in text and "palette" in text and "hex" in text
+    assert main(["validate", str(campaigns_dir / "shoe")]) == 0
+
+
+def test_validate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope" / "campaign.yaml")]) == 1
+    assert "cannot read" in capsys.readouterr().out
+
+
+def test_demo_trace_reroll(home: Path, campaigns_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "deliverables"
+    rc = main(["demo", "--out", str(out_dir), "--campaign", "tower", "--campaigns-dir", str(campaigns_dir)])
+    assert rc == 0
+    assert (home / "dagster.yaml").is_file()  # the local instance was created in DAGSTER_HOME
+    assert (out_dir / "tower" / "16x9" / "still.png").stat().st_size > 10_000
+    assert (out_dir / "tower" / "16x9" / "motion.mp4").stat().st_size > 10_000
+    assert (out_dir / "tower" / "contact_sheet.png").is_file()
+    capsys.readouterr()
+
+    assert main(["trace", "tower", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["stage"] for r in rows] == [
+        "base_composition",
+        "lighting_iteration",
+        "inpaint_fix",
+        "k_upscale",
+        "aspect_outpaint",
+        "motion",
+    ]
+    for r in rows:
+        for key in (
+            "stage",
+            "partition",
+            "run_id",
+            "timestamp",
+            "provider",
+            "model",
+            "seed",
+            "data_version",
+            "path",
+            "metrics",
+        ):
+            assert key in r and r[key] is not None, (key, r)
+    assert rows[-1]["partition"] == "tower|16x9"
+    first_motion_run = rows[-1]["run_id"]
+
+    rc = main(["reroll", "motion", "--campaign", "tower", "--seed", "3", "--campaigns-dir", str(campaigns_dir)])
+    assert rc == 0
+    capsys.readouterr()
+    main(["trace", "tower", "--json"])
+    after = {r["stage"]: r for r in json.loads(capsys.readouterr().out)}
+    assert after["motion"]["run_id"] != first_motion_run and after["motion"]["seed"] == 3
+    assert after["base_composition"]["run_id"] == rows[0]["run_id"]  # upstream untouched
+
+
+def test_reroll_unregistered_campaign(home: Path, campaigns_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reroll", "inpaint_fix", "--campaign", "shoe", "--campaigns-dir", str(campaigns_dir)]) == 1
+    assert "no partition yet" in capsys.readouterr().err
+
+
+def test_trace_unknown_format(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "tower", "--format", "5x4"]) == 1
+    assert "unknown format" in capsys.readouterr().err

@@ -46,7 +46,7 @@ def trace_row(stage: str, partition: str, record: dg.EventLogRecord) -> dict[str
         "seed": _value(meta, "seed"),
         "data_version": (mat.tags or {}).get("dagster/data_version"),
         "code_version": (mat.tags or {}).get("dagster/code_version"),
-        "path": _value(meta, "path"),
+        "path": _value(meta, "media_path"),
         "uri": _value(meta, "dagster/uri"),
         "output_hash": _value(meta, "output_hash"),
         "input_hashes": _value(meta, "input_hashes"),

@@ -166,3 +166,23 @@ def test_canvas_size_and_validation() -> None:
         outpaint(_photo(64, 64), 1.0, (0, 10))
     with pytest.raises(ValueError):
         outpaint(_photo(64, 64), 1.0, (10, 10), anchor=(1.5, 0.0))
+
+
+def test_foreground_in_the_subject_mask_is_not_mirrored_into_the_fill() -> None:
+    """Thin dark strokes near the seam (a headline) leave no ghost when they are in the subject mask."""
+    img = np.full((1024, 1024, 3), 160, np.uint8)
+    mask = np.zeros((1024, 1024), np.uint8)
+    for x0 in range(300, 700, 40):  # "letters": thin vertical strokes 24..64 px below the top seam
+        img[24:64, x0 : x0 + 6] = 20
+        mask[24:64, x0 : x0 + 6] = 255
+    with_mask = outpaint(img, 9 / 16, (576, 1024), seed=1, subject_mask=mask)
+    without = outpaint(img, 9 / 16, (576, 1024), seed=1)
+    _, y, _, _ = with_mask.placement
+    band = slice(y - 64, y - 24)  # where a mirror image of the strokes would land
+
+    def darkest(res: object) -> float:
+        region = res.canvas[band, 300:700].astype(np.float32).mean(axis=2)  # type: ignore[attr-defined]
+        return float(region.min())
+
+    assert darkest(without) < 150  # the reflection does carry the strokes when nothing protects them
+    assert darkest(with_mask) > 150  # masked foreground: no ghost (grey is 160, grain sigma ~0.5)

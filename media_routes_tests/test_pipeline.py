@@ -42,6 +42,7 @@ def test_whole_graph_one_campaign_two_formats(instance, resources) -> None:  # t
         assert row["input_hashes"]
         path = _local(store, row["uri"])
         assert path.name.startswith(row["output_hash"])  # content-addressed
+        assert Path(row["path"]) == path  # trace shows the media file, not the IO manager's pickle
     # each stage's input hash is the previous stage's output hash (lineage holds together)
     assert (
         by_key[("lighting_iteration", "shoe")]["input_hashes"]["base_composition"]

@@ -248,7 +248,12 @@ def outpaint(
         ow, oh = min(sw - sx, max(1, round(w * scale))), min(sh - sy, max(1, round(h * scale)))
         small_orig = cv2.resize(image, (ow, oh), interpolation=cv2.INTER_AREA).astype(np.float32)
         if subject_mask is not None:
-            weight = 1.0 - cv2.resize(subject_mask, (ow, oh), interpolation=cv2.INTER_AREA) / np.float32(255)
+            # Thin foreground (headline strokes) shrinks to partial coverage at fill resolution: count any
+            # pixel a quarter covered as foreground and grow it by two pixels, so the blurred reflection
+            # cannot carry a ghost of it across the seam.
+            cov = cv2.resize(subject_mask, (ow, oh), interpolation=cv2.INTER_AREA) / np.float32(255)
+            cov = cv2.dilate(np.clip(cov * 4.0, 0.0, 1.0), np.ones((5, 5), np.uint8))
+            weight = 1.0 - cov
         else:
             weight = np.ones((oh, ow), np.float32)
         reflected = _reflect(small_orig, sx, sy, sw, sh)

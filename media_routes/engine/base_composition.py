@@ -24,7 +24,9 @@ FONTS_DIR = Path(__file__).resolve().parent.parent / "fonts"
 @dataclass
 class BaseResult:
     image: np.ndarray  # uint8 (H, W, 3)
-    subject_mask: np.ndarray  # uint8 (H, W): union of layers marked `subject`
+    # uint8 (H, W): foreground = layers marked `subject` plus the headline. Later stages keep it in
+    # register: outpaint never mirrors it into the fill, parallax motion moves it as the subject.
+    subject_mask: np.ndarray
     metrics: dict[str, object] = field(default_factory=dict)
 
 
@@ -259,6 +261,7 @@ def compose(campaign: Campaign, *, seed: int) -> BaseResult:
     hl = _headline(campaign, size)
     if hl is not None:
         alpha, info = hl
+        subject = np.maximum(subject, alpha)
         color = np.array(hex_to_rgb(spec.color(spec.scene.headline.color)), dtype=np.float32)  # type: ignore[union-attr]
         # text is set after lighting: brand type keeps its exact colour
         out = image.astype(np.float32) * (1 - alpha[..., None]) + color * alpha[..., None]

@@ -115,7 +115,8 @@ def stage_output(
         "output_hash": ref.sha256,
         "width": ref.width,
         "height": ref.height,
-        "path": dg.MetadataValue.path(str(path) if path else ref.uri),
+        # not "path": the IO manager writes its own "path" (the pickled reference) and would win
+        "media_path": dg.MetadataValue.path(str(path) if path else ref.uri),
         "dagster/uri": ref.uri,
         "layers": dg.MetadataValue.json(dict(ref.layers)),
         "preview": dg.MetadataValue.md(thumbnail_markdown(preview, title=f"{route.stage} {ref.short_hash}")),

@@ -68,7 +68,10 @@ def test_whole_graph_one_campaign_two_formats(instance, resources) -> None:  # t
     # the preview metadata is a small data-URI thumbnail
     rec = instance.fetch_materializations(dg.AssetKey("k_upscale"), limit=1).records[0]
     md = rec.asset_materialization.metadata["preview"].value
-    assert md.startswith("![") and "data:image/jpeg;base64," in md and len(md) < 60_000
+    # under 1000 characters the Dagster UI renders markdown inline instead of behind "[Show Markdown]"
+    assert md.startswith("![") and "data:image/webp;base64," in md and len(md) < 1000
+    large = rec.asset_materialization.metadata["preview_large"].value
+    assert "data:image/webp;base64," in large and len(large) < 60_000
 
 
 def _counts(instance, campaigns: list[str], formats: list[str]) -> dict[tuple[str, str], int]:  # type: ignore[no-untyped-def]

@@ -95,14 +95,32 @@ def array_digest(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def thumbnail_markdown(image: np.ndarray, *, max_side: int = 256, title: str = "preview") -> str:
-    """A small JPEG thumbnail as a markdown data URI (metadata lives in the event log: keep it small)."""
-    pil = Image.fromarray(image[..., :3] if image.ndim == 3 else image)
+# The Dagster UI (1.13) renders markdown metadata inline only when it is shorter than 1000 characters;
+# longer markdown sits behind a "[Show Markdown]" link. WebP keeps a useful thumbnail under that.
+INLINE_MARKDOWN_LIMIT = 1000
+
+
+def _webp_markdown(image: np.ndarray, max_side: int, quality: int, title: str) -> str:
+    pil = Image.fromarray(image[..., :3] if image.ndim == 3 else image).convert("RGB")
     pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    pil.convert("RGB").save(buf, format="JPEG", quality=80)
-    b64 = base64.b64encode(buf.getvalue()).decode()
-    return f"![{title}](data:image/jpeg;base64,{b64})"
+    pil.save(buf, format="WEBP", quality=quality, method=6)
+    return f"![{title}](data:image/webp;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+def thumbnail_markdown(image: np.ndarray, *, max_side: int = 320, title: str = "preview") -> str:
+    """A WebP thumbnail as a markdown data URI (metadata lives in the event log: keep it small)."""
+    return _webp_markdown(image, max_side, 70, title)
+
+
+def inline_thumbnail_markdown(image: np.ndarray, *, title: str = "preview") -> str:
+    """The largest WebP thumbnail whose markdown stays under the UI's inline-rendering limit."""
+    md = ""
+    for side in (160, 128, 112, 96, 80, 64, 48, 32):
+        md = _webp_markdown(image, side, 45, title)
+        if len(md) < INLINE_MARKDOWN_LIMIT:
+            return md
+    return md
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

@@ -10,7 +10,13 @@ import dagster as dg
 import numpy as np
 
 from media_routes.defs.resources import MediaStore
-from media_routes.lib.imaging import decode_png, encode_png, sha256_hex, thumbnail_markdown
+from media_routes.lib.imaging import (
+    decode_png,
+    encode_png,
+    inline_thumbnail_markdown,
+    sha256_hex,
+    thumbnail_markdown,
+)
 from media_routes.lib.media import MediaRef
 from media_routes.spec import Campaign
 
@@ -119,7 +125,9 @@ def stage_output(
         "media_path": dg.MetadataValue.path(str(path) if path else ref.uri),
         "dagster/uri": ref.uri,
         "layers": dg.MetadataValue.json(dict(ref.layers)),
-        "preview": dg.MetadataValue.md(thumbnail_markdown(preview, title=f"{route.stage} {ref.short_hash}")),
+        # small enough to render inline in the UI's metadata table; a larger one behind [Show Markdown]
+        "preview": dg.MetadataValue.md(inline_thumbnail_markdown(preview, title=route.stage)),
+        "preview_large": dg.MetadataValue.md(thumbnail_markdown(preview, title=f"{route.stage} {ref.short_hash}")),
         "metrics": dg.MetadataValue.json(_jsonable(metrics)),
         "compute_s": round(time.perf_counter() - started, 3),
     }

@@ -160,3 +160,10 @@ def test_deterministic_base_for_spec_and_seed(instance, resources) -> None:  # t
     assert trace(instance, "tower")[0]["data_version"] == first
     materialize_stages(instance, resources, ["base_composition"], "tower", seeds={"base_composition": 1234})
     assert trace(instance, "tower")[0]["data_version"] != first
+
+
+def test_any_catalog_format_can_be_made_for_any_campaign(instance, resources) -> None:  # type: ignore[no-untyped-def]
+    # 'tower' delivers only 16x9 by default; 4x5 is not in its spec but is in the catalog
+    _run_all(instance, resources, "tower", ["4x5"])
+    row = next(r for r in trace(instance, "tower", ["4x5"]) if r["stage"] == "aspect_outpaint")
+    assert row["partition"] == "tower|4x5" and row["size"] == [1080, 1350]

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from media_routes.defs.resources import MediaStore
+from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.lib.imaging import (
     decode_png,
     encode_png,
@@ -68,22 +68,102 @@ def media_prefix(stage: str, partition: dg.MultiPartitionKey | str) -> str:
     return f"{stage}/{partition}"
 
 
-def partition_parts(context: dg.AssetExecutionContext) -> tuple[str, str | None]:
-    """(campaign, format or None) for the running partition."""
+def stage_asset(
+    *, partitions_def: dg.PartitionsDefinition, code_version: str, kinds: set[str], description: str
+) -> Any:
+    """``@dg.asset`` with what every stage shares: group, owners, code version, partitions."""
+    return dg.asset(
+        group_name=GROUP,
+        owners=OWNERS,
+        partitions_def=partitions_def,
+        code_version=code_version,
+        kinds=kinds,
+        description=description,
+    )
+
+
+@dataclass
+class StageRun:
+    """One stage materializing one partition: the campaign, route and seed, plus storage helpers."""
+
+    context: dg.AssetExecutionContext
+    stage: str
+    campaign: Campaign
+    format_key: str | None
+    route: RouteDecision
+    seed: int
+    seed_source: str
+    store: MediaStore
+    started: float
+
+    @property
+    def prefix(self) -> str:
+        return media_prefix(self.stage, self.context.partition_key)
+
+    def load(self, uri: str) -> np.ndarray:
+        return decode_png(self.store.read_bytes(uri))
+
+    def load_layer(self, ref: MediaRef, name: str) -> np.ndarray | None:
+        uri = ref.layers.get(name)
+        return self.load(uri) if uri else None
+
+    def save(self, image: np.ndarray, *, layer: bool = False) -> tuple[str, str]:
+        """Store a PNG (the stage output, or a companion layer); returns (uri, sha256)."""
+        data = encode_png(image)
+        prefix = f"{self.prefix}/layers" if layer else self.prefix
+        return self.store.put_bytes(data, prefix=prefix, ext="png"), sha256_hex(data)
+
+    def output(
+        self,
+        ref: MediaRef,
+        *,
+        inputs: dict[str, str],
+        preview: np.ndarray,
+        metrics: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> dg.Output[MediaRef]:
+        return stage_output(
+            ref=ref,
+            store=self.store,
+            route=self.route,
+            seed=self.seed,
+            seed_source=self.seed_source,
+            inputs=inputs,
+            preview=preview,
+            metrics=metrics,
+            started=self.started,
+            extra=extra,
+        )
+
+
+def begin_stage(
+    context: dg.AssetExecutionContext,
+    stage: str,
+    code_version: str,
+    config: StageConfig,
+    campaigns: CampaignCatalog,
+    media_store: MediaStore,
+) -> StageRun:
+    """Load and validate the campaign of this partition, decide the route, pick the seed."""
+    started = time.perf_counter()
     key = context.partition_key
     if isinstance(key, dg.MultiPartitionKey):
-        kd = key.keys_by_dimension
-        return kd["campaign"], kd["format"]
-    return str(key), None
-
-
-def store_image(store: MediaStore, image: np.ndarray, *, prefix: str) -> tuple[str, str]:
-    data = encode_png(image)
-    return store.put_bytes(data, prefix=prefix, ext="png"), sha256_hex(data)
-
-
-def load_image(store: MediaStore, uri: str) -> np.ndarray:
-    return decode_png(store.read_bytes(uri))
+        campaign_id, format_key = key.keys_by_dimension["campaign"], key.keys_by_dimension["format"]
+    else:
+        campaign_id, format_key = str(key), None
+    campaign = campaigns.load(campaign_id)
+    seed, seed_source = effective_seed(config, campaign)
+    return StageRun(
+        context=context,
+        stage=stage,
+        campaign=campaign,
+        format_key=format_key,
+        route=decide_route(campaign, stage, code_version),
+        seed=seed,
+        seed_source=seed_source,
+        store=media_store,
+        started=started,
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,6 +1,5 @@
 """Stage 6 asset: image-to-video, a camera move over the delivered still, encoded H.264 MP4."""
 
-import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -8,17 +7,7 @@ import numpy as np
 
 from media_routes.defs.partitions import campaign_x_format_partitions
 from media_routes.defs.resources import CampaignCatalog, MediaStore, file_sha256
-from media_routes.defs.stages.common import (
-    GROUP,
-    OWNERS,
-    StageConfig,
-    decide_route,
-    effective_seed,
-    load_image,
-    media_prefix,
-    partition_parts,
-    stage_output,
-)
+from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
 from media_routes.engine.motion import encode_mp4, probe_mp4, render_frames
 from media_routes.formats import get_format
 from media_routes.lib.media import MediaRef
@@ -26,16 +15,14 @@ from media_routes.lib.media import MediaRef
 CODE_VERSION = "1"
 
 
-@dg.asset(
-    group_name=GROUP,
+@stage_asset(
     partitions_def=campaign_x_format_partitions,
     code_version=CODE_VERSION,
-    owners=OWNERS,
     kinds={"python", "opencv", "video"},
     description=(
-        "Stage 6 (per campaign x format): a camera move (push-in, pull-out, pan, or parallax using the subject "
-        "mask) over the delivered still with sub-pixel warps, at the spec's duration and fps (default 10 s at "
-        "24 fps) and the format's video size, encoded H.264 yuv420p MP4 with faststart via PyAV. "
+        "Stage 6 (per campaign x format): a camera move (push-in, pull-out, pan, or parallax using the "
+        "subject mask) over the delivered still with sub-pixel warps, at the spec's duration and fps (default "
+        "10 s at 24 fps) and the format's video size, encoded H.264 yuv420p MP4 with faststart via PyAV. "
         "Hosted routes later: Veo, Kling."
     ),
 )
@@ -46,28 +33,19 @@ def motion(
     media_store: MediaStore,
     aspect_outpaint: MediaRef,
 ) -> dg.Output[MediaRef]:
-    started = time.perf_counter()
-    campaign_id, format_key = partition_parts(context)
-    assert format_key is not None
-    campaign = campaigns.load(campaign_id)
-    fmt = get_format(format_key)
-    route = decide_route(campaign, "motion", CODE_VERSION)
-    seed, seed_source = effective_seed(config, campaign)  # deterministic camera move: seed unused
-    m = campaign.spec.motion
-    still = load_image(media_store, aspect_outpaint.uri)
-    mask_uri = aspect_outpaint.layers.get("subject_mask")
-    mask = load_image(media_store, mask_uri) if mask_uri else None
+    run = begin_stage(context, "motion", CODE_VERSION, config, campaigns, media_store)
+    fmt = get_format(str(run.format_key))
+    m = run.campaign.spec.motion
     n_frames = round(m.duration_s * m.fps)
-    frames = render_frames(
-        still,
+    frames = render_frames(  # deterministic camera move: the seed is not used
+        run.load(aspect_outpaint.uri),
         fmt.video,
         duration_s=m.duration_s,
         fps=m.fps,
         camera=m.camera,
         strength=m.strength,
-        subject_mask=mask,
+        subject_mask=run.load_layer(aspect_outpaint, "subject_mask"),
     )
-
     keyframes: dict[int, np.ndarray] = {}
     wanted = {1, max(1, n_frames // 2), n_frames}
 
@@ -81,11 +59,11 @@ def motion(
                 context.log.info(f"motion {fmt.key}: frame {i}/{n_frames}")
             yield frame
 
-    tmp = media_store.scratch_dir() / f"{context.run.run_id}-{campaign_id}-{format_key}.mp4"
+    tmp = media_store.scratch_dir() / f"{context.run.run_id}-{run.campaign.id}-{fmt.key}.mp4"
     stats = encode_mp4(logged(frames), tmp, fps=m.fps, size=fmt.video, crf=m.crf)
     probe = probe_mp4(tmp)
     sha = file_sha256(tmp)
-    uri = media_store.put_file(tmp, prefix=media_prefix("motion", context.partition_key), ext="mp4", sha256=sha)
+    uri = media_store.put_file(tmp, prefix=run.prefix, ext="mp4", sha256=sha)
     w, h = fmt.video
     ref = MediaRef(
         uri=uri,
@@ -95,23 +73,11 @@ def motion(
         height=h,
         info={"format": fmt.key, "fps": m.fps, "frames": probe["frames"], "duration_s": probe["duration_s"]},
     )
-    strip = np.concatenate([keyframes[i] for i in sorted(keyframes)], axis=1)
-    return stage_output(
-        ref=ref,
-        store=media_store,
-        route=route,
-        seed=seed,
-        seed_source=seed_source,
+    return run.output(
+        ref,
         inputs={"aspect_outpaint": aspect_outpaint.sha256},
-        preview=strip,
-        metrics={
-            "camera": m.camera,
-            "strength": m.strength,
-            "preservation": m.preservation,
-            **stats,
-            **probe,
-        },
-        started=started,
+        preview=np.concatenate([keyframes[i] for i in sorted(keyframes)], axis=1),
+        metrics={"camera": m.camera, "strength": m.strength, "preservation": m.preservation, **stats, **probe},
         extra={
             "duration_s": float(probe["duration_s"]),
             "fps": m.fps,

@@ -216,6 +216,26 @@ class Motion(_Model):
     crf: Annotated[int, Field(ge=0, le=51)] = 20
 
 
+class Quality(_Model):
+    """Thresholds of the quality gates (see docs/quality.md)."""
+
+    brand_delta_e_max: Annotated[float, Field(gt=0, le=10)] = Field(
+        1.0, description="max region-mean CIEDE2000 of a brand colour after correction (ERROR, blocking)"
+    )
+    brand_lock: list[str] = Field(
+        [], description="palette colours also located by colour in the base (headline and patches always are)"
+    )
+    drift_delta_e_warn: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="grid CIEDE2000 drift against the stage input above which a WARN is raised"
+    )
+    shadow_chroma_min: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.6, description="share of deep-shadow chroma a stage must keep (the blue-shadows-to-black case; WARN)"
+    )
+    ssim_outside_min: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.9, description="SSIM outside the regions a stage may change, against its input (WARN)"
+    )
+
+
 def _provider(v: str) -> str:
     if v not in AVAILABLE_PROVIDERS:
         raise ValueError(
@@ -253,6 +273,7 @@ class CampaignSpec(_Model):
     formats: Annotated[list[str], Field(min_length=1)] = ["1x1"]
     outpaint: Outpaint = Outpaint()
     motion: Motion = Motion()
+    quality: Quality = Quality()
 
     @field_validator("id")
     @classmethod
@@ -299,6 +320,9 @@ class CampaignSpec(_Model):
                     raise ValueError(f"{field}: {ref!r} is not a #RRGGBB hex code")
             elif ref not in self.palette:
                 raise ValueError(f"{field}: {ref!r} is neither a palette name ({', '.join(self.palette)}) nor a hex")
+        for name in self.quality.brand_lock:
+            if name not in self.palette:
+                raise ValueError(f"quality.brand_lock: {name!r} is not a palette name ({', '.join(self.palette)})")
         for i, fix in enumerate(self.fixes):
             if fix.action == "instruct" and self.route.inpaint_fix == "local":
                 raise ValueError(

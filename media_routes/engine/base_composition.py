@@ -28,6 +28,7 @@ class BaseResult:
     # register: outpaint never mirrors it into the fill, parallax motion moves it as the subject.
     subject_mask: np.ndarray
     metrics: dict[str, object] = field(default_factory=dict)
+    headline_alpha: np.ndarray | None = None  # uint8 glyph coverage of the headline (exact brand colour)
 
 
 def kelvin_rgb_gain(kelvin: float, reference_k: float = 6504.0) -> np.ndarray:
@@ -268,4 +269,9 @@ def compose(campaign: Campaign, *, seed: int) -> BaseResult:
         image = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         metrics.update(info)
 
-    return BaseResult(image=image, subject_mask=to_uint8(subject), metrics=metrics)
+    return BaseResult(
+        image=image,
+        subject_mask=to_uint8(subject),
+        metrics=metrics,
+        headline_alpha=to_uint8(hl[0]) if hl is not None else None,
+    )

@@ -213,6 +213,47 @@ def _frames(
         yield np.rint(frame).astype(np.uint8)
 
 
+def label_frames(
+    labels: np.ndarray,
+    out_size: tuple[int, int],
+    *,
+    duration_s: float,
+    fps: int,
+    camera: str,
+    strength: float,
+    subject_mask: np.ndarray | None = None,
+) -> Iterator[np.ndarray]:
+    """Carry a label map (e.g. brand colour regions) through the same camera move as the frames.
+
+    Nearest-neighbour warps keep labels discrete. With parallax, labels inside the subject follow the
+    subject's transform and the rest follow the background's, as the pixels do in :func:`render_frames`.
+    """
+    h, w = labels.shape[:2]
+    n = max(1, round(duration_s * fps))
+    if camera == "parallax" and subject_mask is None:
+        camera = "push_in"
+    nearest = {"flags": cv2.INTER_NEAREST, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
+    if camera != "parallax":
+        for m in frame_transforms(n, camera, strength, (w, h), out_size):
+            yield cv2.warpAffine(labels, m, out_size, **nearest)
+        return
+    assert subject_mask is not None
+    fg_labels = np.where(subject_mask >= 128, labels, 0).astype(np.uint8)
+    bg_labels = np.where(subject_mask >= 128, 0, labels).astype(np.uint8)
+    for mb, mf in zip(*parallax_transforms(n, strength, (w, h), out_size), strict=True):
+        fg = cv2.warpAffine(fg_labels, mf, out_size, **nearest)
+        cover = cv2.warpAffine(subject_mask, mf, out_size, **nearest) >= 128
+        yield np.where(cover, fg, cv2.warpAffine(bg_labels, mb, out_size, **nearest)).astype(np.uint8)
+
+
+def decode_frames(path: Path) -> Iterator[np.ndarray]:
+    """Decode an MP4 back to RGB uint8 frames, as a player honouring its BT.709 tags shows them."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.reformat(format="rgb24", src_colorspace="ITU709", src_color_range="MPEG", threads=1)
+            yield rgb.to_ndarray()
+
+
 def encode_mp4(
     frames: Iterable[np.ndarray],
     path: Path,

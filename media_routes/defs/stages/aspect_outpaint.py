@@ -1,19 +1,27 @@
 """Stage 5 asset: expand the canvas to each delivery format without touching the original pixels."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import dagster as dg
+import numpy as np
 
 from media_routes.defs.partitions import campaign_x_format_partitions
 from media_routes.defs.resources import CampaignCatalog, MediaStore
-from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
 from media_routes.engine.aspect_outpaint import outpaint
 from media_routes.formats import get_format
 from media_routes.lib.media import MediaRef
+from media_routes.quality import brand
 
 CODE_VERSION = "1"
+CHECK_ORIGINAL = "original_pixels_preserved"
 
 
 @stage_asset(
+    name="aspect_outpaint",
     partitions_def=campaign_x_format_partitions,
+    extra_checks={CHECK_ORIGINAL: ("the upscaled master sits on the expanded canvas pixel for pixel; blocks", True)},
     code_version=CODE_VERSION,
     kinds={"python", "opencv"},
     description=(
@@ -29,12 +37,13 @@ def aspect_outpaint(
     campaigns: CampaignCatalog,
     media_store: MediaStore,
     k_upscale: MediaRef,
-) -> dg.Output[MediaRef]:
+) -> Iterator[Any]:
     run = begin_stage(context, "aspect_outpaint", CODE_VERSION, config, campaigns, media_store)
     fmt = get_format(str(run.format_key))
     k_level = str(k_upscale.info.get("k_level", run.campaign.spec.upscale.target))
+    source = run.load(k_upscale.uri)
     result = outpaint(
-        run.load(k_upscale.uri),
+        source,
         fmt.aspect,
         fmt.still_size(k_level),
         anchor=run.campaign.spec.outpaint.anchor,
@@ -45,8 +54,20 @@ def aspect_outpaint(
     layers = {"canvas": canvas_uri}
     if result.subject_mask is not None:
         layers["subject_mask"], _ = run.save(result.subject_mask, layer=True)
-    uri, sha = run.save(result.delivery)
+    x, y, pw, ph = result.placement
+    original_kept = bool(np.array_equal(result.canvas[y : y + ph, x : x + pw], source))
     h, w = result.delivery.shape[:2]
+    delivery, drifted, report = result.delivery, {}, {}
+    labels = run.load_layer(k_upscale, "brand_labels")
+    if labels is not None:
+        placed = np.zeros(result.canvas.shape[:2], np.uint8)
+        placed[y : y + ph, x : x + pw] = labels
+        labels = brand.resize_labels(placed, (w, h))
+        layers["brand_labels"], _ = run.save(labels, layer=True)
+        drifted = run.brand_report(delivery, labels)
+        delivery = brand.correct(delivery, labels, run.palette)
+        report = run.brand_report(delivery, labels)
+    uri, sha = run.save(delivery)
     context.log.info(
         f"{fmt.key}: canvas {result.canvas.shape[1]}x{result.canvas.shape[0]}, original at {result.placement}, "
         f"delivered {w}x{h}"
@@ -60,10 +81,27 @@ def aspect_outpaint(
         layers=layers,
         info={"format": fmt.key, "k_level": k_level, "placement": list(result.placement)},
     )
-    return run.output(
+    yield from run.output(
         ref,
         inputs={"k_upscale": k_upscale.sha256},
-        preview=result.delivery,
-        metrics={"format": fmt.key, "placement": list(result.placement), "canvas_hash": canvas_sha, **result.metrics},
+        preview=delivery,
+        checks=[
+            CheckOutcome(
+                CHECK_ORIGINAL,
+                passed=original_kept,
+                description=f"original {pw}x{ph} pixels at ({x}, {y}) on the canvas are "
+                + ("unchanged" if original_kept else "CHANGED"),
+            ),
+            run.brand_check(report),
+        ],
+        metrics={
+            "original_pixels_preserved": original_kept,
+            "brand_before_correction": drifted,
+            "brand": report,
+            "format": fmt.key,
+            "placement": list(result.placement),
+            "canvas_hash": canvas_sha,
+            **result.metrics,
+        },
         extra={"format": fmt.key, "delivery_size": f"{w}x{h}"},
     )

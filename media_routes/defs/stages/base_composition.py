@@ -1,5 +1,8 @@
 """Stage 1 asset: the campaign's blueprint image (layout, subjects, exact headline) at 1K."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
@@ -7,11 +10,13 @@ from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
 from media_routes.engine.base_composition import compose
 from media_routes.lib.media import MediaRef
+from media_routes.quality import brand
 
 CODE_VERSION = "1"
 
 
 @stage_asset(
+    name="base_composition",
     partitions_def=campaign_partitions,
     code_version=CODE_VERSION,
     kinds={"python", "pillow", "opencv"},
@@ -23,12 +28,29 @@ CODE_VERSION = "1"
 )
 def base_composition(
     context: dg.AssetExecutionContext, config: StageConfig, campaigns: CampaignCatalog, media_store: MediaStore
-) -> dg.Output[MediaRef]:
+) -> Iterator[Any]:
     run = begin_stage(context, "base_composition", CODE_VERSION, config, campaigns, media_store)
+    spec = run.campaign.spec
     result = compose(run.campaign, seed=run.seed)
+    # brand colours are exact here: the headline's glyphs, plus any colour the spec asks to lock
+    headline = spec.scene.headline
+    exact = {}
+    if headline is not None and headline.color in spec.palette and result.headline_alpha is not None:
+        exact[headline.color] = result.headline_alpha
+    labels = brand.locate(result.image, run.palette, exact=exact, by_colour=spec.quality.brand_lock)
+    report = run.brand_report(result.image, labels)
     uri, sha = run.save(result.image)
-    mask_uri, _ = run.save(result.subject_mask, layer=True)
+    layers = {
+        "subject_mask": run.save(result.subject_mask, layer=True)[0],
+        "brand_labels": run.save(labels, layer=True)[0],
+    }
     h, w = result.image.shape[:2]
-    ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers={"subject_mask": mask_uri})
-    context.log.info(f"{run.campaign.id}: composed {w}x{h}, {len(run.campaign.spec.scene.layers)} layers")
-    return run.output(ref, inputs={"spec": run.campaign.digest()}, preview=result.image, metrics=result.metrics)
+    ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers)
+    context.log.info(f"{run.campaign.id}: composed {w}x{h}, {len(spec.scene.layers)} layers")
+    yield from run.output(
+        ref,
+        inputs={"spec": run.campaign.digest()},
+        preview=result.image,
+        metrics={**result.metrics, "brand": report},
+        checks=[run.brand_check(report)],
+    )

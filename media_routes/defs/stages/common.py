@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from media_routes.lib.imaging import (
     thumbnail_markdown,
 )
 from media_routes.lib.media import MediaRef
+from media_routes.quality import brand, gates
 from media_routes.spec import Campaign
 
 GROUP = "media_pipeline"
@@ -68,18 +70,61 @@ def media_prefix(stage: str, partition: dg.MultiPartitionKey | str) -> str:
     return f"{stage}/{partition}"
 
 
+# Checks every stage emits with its materialization (computed in the stage; figures in metadata too).
+CHECK_NOT_BLANK = "output_not_blank"
+CHECK_BRAND = "brand_colours_locked"
+COMMON_CHECKS = {
+    CHECK_NOT_BLANK: "the output is not black, blank or uniform (a refused or failed generation); blocks downstream",
+    CHECK_BRAND: "every located brand colour's region-mean CIEDE2000 is within quality.brand_delta_e_max; "
+    "blocks downstream",
+}
+
+
 def stage_asset(
-    *, partitions_def: dg.PartitionsDefinition, code_version: str, kinds: set[str], description: str
+    *,
+    name: str,
+    partitions_def: dg.PartitionsDefinition,
+    code_version: str,
+    kinds: set[str],
+    description: str,
+    extra_checks: dict[str, tuple[str, bool]] | None = None,
 ) -> Any:
-    """``@dg.asset`` with what every stage shares: group, owners, code version, partitions."""
+    """``@dg.asset`` with what every stage shares: group, owners, code version, partitions, checks.
+
+    ``extra_checks`` maps a check name to (description, blocking).
+    """
+    checks = {k: (v, True) for k, v in COMMON_CHECKS.items()} | (extra_checks or {})
     return dg.asset(
+        name=name,
         group_name=GROUP,
         owners=OWNERS,
         partitions_def=partitions_def,
         code_version=code_version,
         kinds=kinds,
         description=description,
+        check_specs=[
+            dg.AssetCheckSpec(check, asset=name, description=desc, blocking=blocking)
+            for check, (desc, blocking) in checks.items()
+        ],
     )
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    passed: bool
+    description: str
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    metadata: dict[str, Any] | None = None
+
+    def result(self) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            check_name=self.name,
+            passed=self.passed,
+            severity=self.severity,
+            description=self.description,
+            metadata=_jsonable(self.metadata or {}),
+        )
 
 
 @dataclass
@@ -113,6 +158,26 @@ class StageRun:
         prefix = f"{self.prefix}/layers" if layer else self.prefix
         return self.store.put_bytes(data, prefix=prefix, ext="png"), sha256_hex(data)
 
+    @property
+    def palette(self) -> brand.Palette:
+        return brand.Palette.from_dict(self.campaign.spec.palette)
+
+    def brand_report(self, image: np.ndarray, labels: np.ndarray | None) -> dict[str, dict[str, float]]:
+        return {} if labels is None else brand.measure(image, labels, self.palette)
+
+    def brand_check(self, report: dict[str, dict[str, float]], *, frames: int | None = None) -> CheckOutcome:
+        limit = self.campaign.spec.quality.brand_delta_e_max
+        worst = brand.worst(report)
+        where = f" over {frames} frames" if frames else ""
+        return CheckOutcome(
+            CHECK_BRAND,
+            passed=worst <= limit,
+            description=f"worst brand colour region-mean CIEDE2000{where}: {worst:.2f} (limit {limit})"
+            if report
+            else "no brand colour regions located",
+            metadata={"worst_delta_e": worst, "limit": limit, "colours": report},
+        )
+
     def output(
         self,
         ref: MediaRef,
@@ -121,8 +186,22 @@ class StageRun:
         preview: np.ndarray,
         metrics: dict[str, Any],
         extra: dict[str, Any] | None = None,
-    ) -> dg.Output[MediaRef]:
-        return stage_output(
+        checks: list[CheckOutcome] = (),  # type: ignore[assignment]
+        blank_problems: list[str] | None = None,
+    ) -> Iterator[dg.Output[MediaRef] | dg.AssetCheckResult]:
+        """The materialization (content-hash data version + standard metadata), then its checks."""
+        problems = gates.image_problems(preview) if blank_problems is None else blank_problems
+        outcomes = [
+            CheckOutcome(
+                CHECK_NOT_BLANK,
+                passed=not problems,
+                description="; ".join(problems) or "output has content",
+                metadata={"problems": problems},
+            ),
+            *checks,
+        ]
+        gate_meta = {o.name: "passed" if o.passed else f"FAILED: {o.description}" for o in outcomes}
+        yield stage_output(
             ref=ref,
             store=self.store,
             route=self.route,
@@ -132,8 +211,12 @@ class StageRun:
             preview=preview,
             metrics=metrics,
             started=self.started,
-            extra=extra,
+            extra={**(extra or {}), "checks": dg.MetadataValue.json(gate_meta)},
         )
+        for outcome in outcomes:
+            if not outcome.passed:
+                self.context.log.error(f"{self.stage} check {outcome.name} failed: {outcome.description}")
+            yield outcome.result()
 
 
 def begin_stage(

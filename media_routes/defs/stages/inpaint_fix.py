@@ -1,19 +1,28 @@
 """Stage 3 asset: surgical, non-destructive fixes inside masks; nothing outside the mask changes."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import dagster as dg
 import numpy as np
 
 from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.resources import CampaignCatalog, MediaStore
-from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
 from media_routes.engine.inpaint_fix import apply_fixes
 from media_routes.lib.media import MediaRef
+from media_routes.quality import brand
 
 CODE_VERSION = "1"
+CHECK_OUTSIDE_MASK = "outside_mask_unchanged"
 
 
 @stage_asset(
+    name="inpaint_fix",
     partitions_def=campaign_partitions,
+    extra_checks={
+        CHECK_OUTSIDE_MASK: ("no pixel outside the feathered fix masks changed (byte-identical); blocks", True)
+    },
     code_version=CODE_VERSION,
     kinds={"python", "opencv"},
     description=(
@@ -29,7 +38,7 @@ def inpaint_fix(
     campaigns: CampaignCatalog,
     media_store: MediaStore,
     lighting_iteration: MediaRef,
-) -> dg.Output[MediaRef]:
+) -> Iterator[Any]:
     run = begin_stage(context, "inpaint_fix", CODE_VERSION, config, campaigns, media_store)
     source = run.load(lighting_iteration.uri)
     result = apply_fixes(source, run.campaign, seed=run.seed)
@@ -44,15 +53,40 @@ def inpaint_fix(
         context.log.info("no fixes in the spec: output equals input")
     unchanged = result.changed_mask == 0 if result.changed_mask is not None else np.ones(source.shape[:2], bool)
     outside_identical = bool(np.array_equal(result.image[unchanged], source[unchanged]))
-    if not outside_identical:  # the engine guarantees this; refuse to pass a violation on
-        raise dg.Failure(description="inpaint_fix changed pixels outside its masks", allow_retries=False)
+    # a replaced patch (a corrected logo) is authored in exact brand colours: add it to the brand map
+    labels = run.load_layer(lighting_iteration, "brand_labels")
+    if labels is not None:
+        labels = labels.copy()
+        for layer in result.layers:
+            if layer.action == "replace":
+                region = layer.alpha == 255
+                found = brand.locate(result.image, run.palette, within=region)
+                labels[region] = found[region]
+        layers["brand_labels"], _ = run.save(labels, layer=True)
+    report = run.brand_report(result.image, labels)
     uri, sha = run.save(result.image)
     h, w = result.image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers)
-    return run.output(
+    yield from run.output(
         ref,
         inputs={"lighting_iteration": lighting_iteration.sha256},
         preview=result.image,
-        metrics={"fixes": fixes_meta, "changed_px": int((~unchanged).sum()), "outside_mask_identical": True},
+        metrics={
+            "fixes": fixes_meta,
+            "changed_px": int((~unchanged).sum()),
+            "outside_mask_identical": outside_identical,
+            "brand": report,
+        },
         extra={"fix_count": len(result.layers), "outside_mask_identical": outside_identical},
+        checks=[
+            CheckOutcome(
+                CHECK_OUTSIDE_MASK,
+                passed=outside_identical,
+                description="pixels outside the fix masks are byte-identical to the input"
+                if outside_identical
+                else "pixels outside the fix masks changed",
+                metadata={"changed_px_total": int((~unchanged).sum())},
+            ),
+            run.brand_check(report),
+        ],
     )

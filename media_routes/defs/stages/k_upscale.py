@@ -1,5 +1,8 @@
 """Stage 4 asset: "K-level" upscaling to 2K or 4K with a guard against over-sharpened skin."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
@@ -8,11 +11,13 @@ from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asse
 from media_routes.engine.k_upscale import upscale
 from media_routes.formats import K_LEVEL_LONG_SIDE
 from media_routes.lib.media import MediaRef
+from media_routes.quality import brand
 
 CODE_VERSION = "1"
 
 
 @stage_asset(
+    name="k_upscale",
     partitions_def=campaign_partitions,
     code_version=CODE_VERSION,
     kinds={"python", "opencv"},
@@ -29,7 +34,7 @@ def k_upscale(
     campaigns: CampaignCatalog,
     media_store: MediaStore,
     inpaint_fix: MediaRef,
-) -> dg.Output[MediaRef]:
+) -> Iterator[Any]:
     run = begin_stage(context, "k_upscale", CODE_VERSION, config, campaigns, media_store)
     up = run.campaign.spec.upscale
     source = run.load(inpaint_fix.uri)
@@ -42,15 +47,24 @@ def k_upscale(
     )
     h, w = result.image.shape[:2]
     context.log.info(f"upscaled {source.shape[1]}x{source.shape[0]} -> {w}x{h} ({up.target}): {result.metrics}")
-    uri, sha = run.save(result.image)
     layers: dict[str, str] = {}
     if result.subject_mask is not None:
         layers["subject_mask"], _ = run.save(result.subject_mask, layer=True)
+    image, drifted, report = result.image, {}, {}
+    labels = run.load_layer(inpaint_fix, "brand_labels")
+    if labels is not None:
+        labels = brand.resize_labels(labels, (w, h))
+        layers["brand_labels"], _ = run.save(labels, layer=True)
+        drifted = run.brand_report(image, labels)
+        image = brand.correct(image, labels, run.palette)
+        report = run.brand_report(image, labels)
+    uri, sha = run.save(image)
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers, info={"k_level": up.target})
-    return run.output(
+    yield from run.output(
         ref,
         inputs={"inpaint_fix": inpaint_fix.sha256},
-        preview=result.image,
-        metrics={"k_level": up.target, **result.metrics},
+        preview=image,
+        metrics={"k_level": up.target, **result.metrics, "brand_before_correction": drifted, "brand": report},
+        checks=[run.brand_check(report)],
         extra={"k_level": up.target},
     )

@@ -1,5 +1,8 @@
 """Stage 2 asset: measure lighting against the brief's targets and iterate until it is locked."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
@@ -7,11 +10,13 @@ from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
 from media_routes.engine.lighting_iteration import iterate
 from media_routes.lib.media import MediaRef
+from media_routes.quality import brand
 
 CODE_VERSION = "1"
 
 
 @stage_asset(
+    name="lighting_iteration",
     partitions_def=campaign_partitions,
     code_version=CODE_VERSION,
     kinds={"python", "numpy"},
@@ -28,7 +33,7 @@ def lighting_iteration(
     campaigns: CampaignCatalog,
     media_store: MediaStore,
     base_composition: MediaRef,
-) -> dg.Output[MediaRef]:
+) -> Iterator[Any]:
     run = begin_stage(context, "lighting_iteration", CODE_VERSION, config, campaigns, media_store)
     targets = run.campaign.spec.lighting
     result = iterate(run.load(base_composition.uri), targets)  # deterministic: the seed is not used
@@ -40,14 +45,21 @@ def lighting_iteration(
         )
     if not result.locked:
         context.log.warning(f"lighting not locked after {len(result.iterations)} iterations; passing best effort")
-    uri, sha = run.save(result.image)
-    h, w = result.image.shape[:2]
+    labels = run.load_layer(base_composition, "brand_labels")
+    drifted = run.brand_report(result.image, labels)
+    image = brand.correct(result.image, labels, run.palette) if labels is not None else result.image
+    report = run.brand_report(image, labels)
+    uri, sha = run.save(image)
+    h, w = image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=dict(base_composition.layers))
-    return run.output(
+    yield from run.output(
         ref,
         inputs={"base_composition": base_composition.sha256},
-        preview=result.image,
+        preview=image,
+        checks=[run.brand_check(report)],
         metrics={
+            "brand_before_correction": drifted,
+            "brand": report,
             "locked": result.locked,
             "iterations": len(result.iterations),
             "final": result.final.as_dict() if result.final else {},

@@ -1,6 +1,7 @@
 """Stage 6 asset: image-to-video, a camera move over the delivered still, encoded H.264 MP4."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -8,14 +9,16 @@ import numpy as np
 from media_routes.defs.partitions import campaign_x_format_partitions
 from media_routes.defs.resources import CampaignCatalog, MediaStore, file_sha256
 from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
-from media_routes.engine.motion import encode_mp4, probe_mp4, render_frames
+from media_routes.engine.motion import decode_frames, encode_mp4, label_frames, probe_mp4, render_frames
 from media_routes.formats import get_format
 from media_routes.lib.media import MediaRef
+from media_routes.quality import brand, gates
 
 CODE_VERSION = "1"
 
 
 @stage_asset(
+    name="motion",
     partitions_def=campaign_x_format_partitions,
     code_version=CODE_VERSION,
     kinds={"python", "opencv", "video"},
@@ -23,7 +26,8 @@ CODE_VERSION = "1"
         "Stage 6 (per campaign x format): a camera move (push-in, pull-out, pan, or parallax using the "
         "subject mask) over the delivered still with sub-pixel warps, at the spec's duration and fps (default "
         "10 s at 24 fps) and the format's video size, encoded H.264 yuv420p MP4 with faststart via PyAV. "
-        "Hosted routes later: Veo, Kling."
+        "Brand colours are restored in every frame and measured again on the decoded video; black or "
+        "frozen frames fail the output_not_blank check. Hosted routes later: Veo, Kling."
     ),
 )
 def motion(
@@ -32,36 +36,77 @@ def motion(
     campaigns: CampaignCatalog,
     media_store: MediaStore,
     aspect_outpaint: MediaRef,
-) -> dg.Output[MediaRef]:
+) -> Iterator[Any]:
     run = begin_stage(context, "motion", CODE_VERSION, config, campaigns, media_store)
     fmt = get_format(str(run.format_key))
     m = run.campaign.spec.motion
     n_frames = round(m.duration_s * m.fps)
-    frames = render_frames(  # deterministic camera move: the seed is not used
-        run.load(aspect_outpaint.uri),
-        fmt.video,
-        duration_s=m.duration_s,
-        fps=m.fps,
-        camera=m.camera,
-        strength=m.strength,
-        subject_mask=run.load_layer(aspect_outpaint, "subject_mask"),
-    )
+    still = run.load(aspect_outpaint.uri)
+    subject = run.load_layer(aspect_outpaint, "subject_mask")
+    labels = run.load_layer(aspect_outpaint, "brand_labels")
+    move = {"duration_s": m.duration_s, "fps": m.fps, "camera": m.camera, "strength": m.strength}
+
+    def label_stream() -> Iterator[np.ndarray | None]:
+        if labels is None:
+            while True:
+                yield None
+        yield from label_frames(labels, fmt.video, subject_mask=subject, **move)
+
     keyframes: dict[int, np.ndarray] = {}
     wanted = {1, max(1, n_frames // 2), n_frames}
+    limit = run.campaign.spec.quality.brand_delta_e_max
 
-    def logged(it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        """Log progress and keep the first, middle and last frames for the preview strip."""
+    def corrected(it: Iterator[np.ndarray], palette: brand.Palette) -> Iterator[np.ndarray]:
+        """Restore brand colours per frame, log progress, keep first/middle/last frames for the preview."""
         step = max(1, n_frames // 4)
-        for i, frame in enumerate(it, start=1):
+        for i, (frame, frame_labels) in enumerate(zip(it, label_stream(), strict=False), start=1):
+            if frame_labels is not None:
+                # the still is already corrected; a frame is only touched if resampling moved a colour
+                frame = brand.correct(frame, frame_labels, palette, passes=2, tolerance=0.3)
             if i in wanted:
                 keyframes[i] = frame.copy()
             if i % step == 0 or i == n_frames:
                 context.log.info(f"motion {fmt.key}: frame {i}/{n_frames}")
             yield frame
 
-    tmp = media_store.scratch_dir() / f"{context.run.run_id}-{run.campaign.id}-{fmt.key}.mp4"
-    stats = encode_mp4(logged(frames), tmp, fps=m.fps, size=fmt.video, crf=m.crf)
+    def encode_and_measure(palette: brand.Palette) -> tuple[Any, dict[str, float], gates.FrameStats, list[Any]]:
+        """Encode, then decode and measure what a viewer gets: per-frame brand reports and frame gates."""
+        tmp = media_store.scratch_dir() / f"{context.run.run_id}-{run.campaign.id}-{fmt.key}.mp4"
+        stats = encode_mp4(
+            corrected(render_frames(still, fmt.video, subject_mask=subject, **move), palette),
+            tmp,
+            fps=m.fps,
+            size=fmt.video,
+            crf=m.crf,
+        )
+        frame_stats = gates.FrameStats(fps=m.fps)
+        reports = []
+        for frame, frame_labels in zip(decode_frames(tmp), label_stream(), strict=False):
+            frame_stats.add(frame)
+            reports.append(run.brand_report(frame, frame_labels))
+        return tmp, stats, frame_stats, reports
+
+    tmp, stats, frame_stats, reports = encode_and_measure(run.palette)
+    compensation: dict[str, list[float]] = {}
+    if labels is not None and max(map(brand.worst, reports), default=0.0) > 0.8 * limit:
+        # H.264 yuv420p halves chroma resolution: thin brand strokes pick up their surroundings' chroma.
+        # The shift is systematic, so encode once more with correction targets moved to pre-compensate it.
+        offsets = {}
+        for name, target in zip(run.palette.names, run.palette.lab(), strict=True):
+            means = [r[name]["lab_mean"] for r in reports if name in r]
+            if means:
+                offsets[name] = target - np.mean(np.asarray(means), axis=0)
+        first_worst = max(map(brand.worst, reports))
+        tmp.unlink(missing_ok=True)
+        tmp, stats, frame_stats, reports = encode_and_measure(run.palette.compensated(offsets))
+        compensation = {k: [round(float(x), 3) for x in v] for k, v in offsets.items()}
+        context.log.info(
+            f"re-encoded with chroma pre-compensation {compensation}: worst brand CIEDE2000 "
+            f"{first_worst:.2f} -> {max(map(brand.worst, reports)):.2f}"
+        )
     probe = probe_mp4(tmp)
+    per_frame = [brand.worst(r) for r in reports]
+    worst_report = max(reports, key=brand.worst, default={})
     sha = file_sha256(tmp)
     uri = media_store.put_file(tmp, prefix=run.prefix, ext="mp4", sha256=sha)
     w, h = fmt.video
@@ -73,16 +118,35 @@ def motion(
         height=h,
         info={"format": fmt.key, "fps": m.fps, "frames": probe["frames"], "duration_s": probe["duration_s"]},
     )
-    return run.output(
+    brand_frames = {
+        "max": round(max(per_frame, default=0.0), 4),
+        "mean": round(float(np.mean(per_frame)) if per_frame else 0.0, 4),
+        "p95": round(float(np.percentile(per_frame, 95)) if per_frame else 0.0, 4),
+        "frames_over_limit": sum(v > limit for v in per_frame),
+    }
+    yield from run.output(
         ref,
         inputs={"aspect_outpaint": aspect_outpaint.sha256},
         preview=np.concatenate([keyframes[i] for i in sorted(keyframes)], axis=1),
-        metrics={"camera": m.camera, "strength": m.strength, "preservation": m.preservation, **stats, **probe},
+        blank_problems=frame_stats.problems(),
+        checks=[run.brand_check(worst_report, frames=len(per_frame))],
+        metrics={
+            "camera": m.camera,
+            "strength": m.strength,
+            "preservation": m.preservation,
+            **stats,
+            **probe,
+            "frames_gate": frame_stats.summary(),
+            "brand_per_frame": brand_frames,
+            "brand_worst_frame": worst_report,
+            "encode_chroma_compensation": compensation,
+        },
         extra={
             "duration_s": float(probe["duration_s"]),
             "fps": m.fps,
             "frames": int(probe["frames"]),
             "codec": str(probe["codec"]),
             "video_size": f"{w}x{h}",
+            "brand_max_delta_e_over_frames": brand_frames["max"],
         },
     )

@@ -1,0 +1,211 @@
+"""Brand colour lock: locate the palette's colours, measure them at every stage and frame, restore them.
+
+**Where brand colours are.** A *label map* (uint8, 0 = no brand colour, ``i + 1`` = palette entry
+``i``) is made where a colour is authored exactly: in the base composition (headline interiors and
+any pixel within ``LOCATE_DELTA_E`` CIEDE2000 of a palette colour) and, for replaced patches, in
+``inpaint_fix``. Later stages carry the map with the same geometry as the pixels (resize, canvas
+placement, per-frame warps), so each stage is measured on the same regions.
+
+**Measure.** Per palette colour: CIEDE2000 between the *region mean* (interior pixels, the label
+eroded by one pixel so anti-aliased edges and chroma-subsampled video edges do not count) and the
+target hex; plus mean, p95 and max of the per-pixel CIEDE2000 in the region.
+
+**Correct.** In CIE L*a*b*, each region is shifted by ``target - region mean`` (L*, a* and b*
+alike), so its mean becomes the brand colour exactly while luminance detail (each pixel's deviation
+from the mean) is kept. The shift is feathered one pixel past the region edge. Clipping to the sRGB
+gamut can leave a residual, so the shift is repeated up to three times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from media_routes.lib.imaging import lab_to_srgb, srgb_to_lab
+from media_routes.quality.delta_e import delta_e00, hex_to_lab
+
+LOCATE_DELTA_E = 2.0  # a pixel this close to a palette colour in the authored image is that colour
+MIN_REGION_PX = 24  # ignore specks
+
+
+@dataclass(frozen=True)
+class Palette:
+    names: tuple[str, ...]
+    hexes: tuple[str, ...]
+    # per-colour L*a*b* offsets added to the correction targets (not to measurement targets): used to
+    # pre-compensate a systematic shift of a later step, e.g. video chroma subsampling
+    offsets: tuple[tuple[float, float, float], ...] | None = None
+
+    @classmethod
+    def from_dict(cls, palette: dict[str, str]) -> Palette:
+        return cls(tuple(palette), tuple(palette.values()))
+
+    def lab(self) -> np.ndarray:
+        return _palette_lab(self.hexes)
+
+    def correction_lab(self) -> np.ndarray:
+        return self.lab() if self.offsets is None else self.lab() + np.asarray(self.offsets)
+
+    def compensated(self, offsets: dict[str, np.ndarray]) -> Palette:
+        """A palette whose correction targets are moved by ``offsets`` (name -> delta L*a*b*)."""
+        zero = np.zeros(3)
+        return Palette(
+            self.names,
+            self.hexes,
+            tuple(tuple(float(v) for v in offsets.get(n, zero)) for n in self.names),
+        )
+
+
+@lru_cache(maxsize=64)
+def _palette_lab(hexes: tuple[str, ...]) -> np.ndarray:
+    lab = np.stack([hex_to_lab(h) for h in hexes])
+    lab.flags.writeable = False
+    return lab
+
+
+def locate(
+    image: np.ndarray,
+    palette: Palette,
+    *,
+    exact: dict[str, np.ndarray] | None = None,
+    by_colour: list[str] | None = None,
+    within: np.ndarray | None = None,
+) -> np.ndarray:
+    """Label map of brand-coloured pixels in an image where the colours were authored exactly.
+
+    ``exact`` maps palette names to masks (uint8 0..255) known to be that colour, e.g. the headline's
+    glyph coverage; pixels with coverage >= 250 are labelled without looking at their colour.
+    ``by_colour`` names the palette colours also found by proximity (CIEDE2000 <= LOCATE_DELTA_E;
+    default: all of them), optionally only ``within`` a boolean mask.
+    """
+    labels = np.zeros(image.shape[:2], np.uint8)
+    names = list(palette.names) if by_colour is None else list(by_colour)
+    if names:
+        area = np.ones(image.shape[:2], bool) if within is None else within.astype(bool)
+        if area.any():
+            lab = srgb_to_lab(image[area][None, ...])[0]
+            idx = [palette.names.index(n) for n in names]
+            targets = palette.lab()[idx]
+            de = np.stack([delta_e00(lab, t[None, :]) for t in targets], axis=-1)
+            near = de.min(axis=-1) <= LOCATE_DELTA_E
+            found = np.zeros(lab.shape[0], np.uint8)
+            found[near] = np.array(idx, np.uint8)[de[near].argmin(axis=-1)] + 1
+            labels[area] = found
+    for name, mask in (exact or {}).items():
+        labels[mask >= 250] = palette.names.index(name) + 1
+    # drop specks: connected pieces too small to measure
+    for i in range(1, len(palette.names) + 1):
+        n, comp, stats, _ = cv2.connectedComponentsWithStats((labels == i).astype(np.uint8), connectivity=8)
+        for c in range(1, n):
+            if stats[c, cv2.CC_STAT_AREA] < MIN_REGION_PX:
+                labels[comp == c] = 0
+    return labels
+
+
+def _interior(labels: np.ndarray, i: int) -> np.ndarray:
+    region = (labels == i).astype(np.uint8)
+    return cv2.erode(region, np.ones((3, 3), np.uint8)) > 0
+
+
+def measure(image: np.ndarray, labels: np.ndarray, palette: Palette) -> dict[str, dict[str, float]]:
+    """Per palette colour present: region-mean CIEDE2000 and per-pixel mean / p95 / max."""
+    out: dict[str, dict[str, float]] = {}
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"label map {labels.shape} does not match image {image.shape[:2]}")
+    present = [i for i in np.unique(labels) if i > 0]
+    if not present:
+        return out
+    targets = palette.lab()
+    for i in present:
+        inside = _interior(labels, int(i))
+        if inside.sum() < MIN_REGION_PX:
+            continue
+        lab = srgb_to_lab(image[inside][None, ...])[0].astype(np.float64)
+        target = targets[i - 1]
+        per_px = delta_e00(lab, target[None, :])
+        out[palette.names[i - 1]] = {
+            "region_mean_delta_e": round(float(delta_e00(lab.mean(axis=0), target)), 4),
+            "mean": round(float(per_px.mean()), 4),
+            "p95": round(float(np.percentile(per_px, 95)), 4),
+            "max": round(float(per_px.max()), 4),
+            "pixels": int(inside.sum()),
+            "hex": palette.hexes[i - 1],
+            "lab_mean": [round(float(v), 3) for v in lab.mean(axis=0)],
+        }
+    return out
+
+
+def worst(report: dict[str, dict[str, float]]) -> float:
+    """The largest region-mean CIEDE2000 in a report (0 when no brand colour is present)."""
+    return max((v["region_mean_delta_e"] for v in report.values()), default=0.0)
+
+
+def correct(
+    image: np.ndarray, labels: np.ndarray, palette: Palette, passes: int = 3, tolerance: float = 0.05
+) -> np.ndarray:
+    """Restore each brand region's mean colour to the exact target, keeping luminance detail.
+
+    Each connected region gets its own shift (so a letter lit differently from its neighbour is
+    still pulled to the brand colour). Only the region pixels and a one-pixel feather around them are
+    converted to L*a*b*, in one batch per pass, so it is cheap enough for every video frame. Regions
+    already within ``tolerance`` CIEDE2000 are left as they are.
+    """
+    x, y, bw, bh = cv2.boundingRect((labels > 0).astype(np.uint8))
+    if bw == 0 or bh == 0:
+        return image
+    y0, y1 = max(0, y - 2), min(labels.shape[0], y + bh + 2)
+    x0, x1 = max(0, x - 2), min(labels.shape[1], x + bw + 2)
+    out = image.copy()
+    out[y0:y1, x0:x1] = _correct_crop(image[y0:y1, x0:x1], labels[y0:y1, x0:x1], palette, passes, tolerance)
+    return out
+
+
+def _correct_crop(image: np.ndarray, labels: np.ndarray, palette: Palette, passes: int, tolerance: float) -> np.ndarray:
+    present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel())) if v > 0]
+    comp = np.zeros(labels.shape, np.int32)  # global connected-component id, 0 = none
+    comp_label: list[int] = [0]
+    for i in present:
+        n, c, stats, _ = cv2.connectedComponentsWithStats((labels == i).astype(np.uint8), connectivity=8)
+        keep = np.zeros(n, np.int32)
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] >= MIN_REGION_PX:
+                comp_label.append(i)
+                keep[k] = len(comp_label) - 1
+        comp = np.where(c > 0, keep[c], comp)
+    if len(comp_label) == 1:
+        return image
+    region = (comp > 0).astype(np.uint8)
+    interior = cv2.erode(region, np.ones((3, 3), np.uint8)) > 0
+    grown = cv2.dilate(region, np.ones((3, 3), np.uint8))
+    weight = np.maximum(cv2.GaussianBlur(grown.astype(np.float32), (3, 3), 0.8), region.astype(np.float32))
+    # the feather ring belongs to the nearest region: spread component ids one pixel outward
+    owner = np.where(comp > 0, comp, cv2.dilate(comp.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32))
+    touched = (weight > 0) & (owner > 0)
+    ids = owner[touched]
+    w = weight[touched][:, None]
+    inner = interior[touched]
+    targets = palette.correction_lab()[np.array(comp_label[1:]) - 1]  # per component id 1..K
+    n_comp = len(comp_label)
+    counts = np.bincount(ids[inner], minlength=n_comp)
+    out = image.copy()
+    pixels = image[touched]
+    for _ in range(passes):
+        lab = srgb_to_lab(pixels).astype(np.float64)
+        sums = np.stack([np.bincount(ids[inner], weights=lab[inner, ch], minlength=n_comp) for ch in range(3)], axis=1)
+        valid = counts[1:] >= MIN_REGION_PX // 2
+        means = sums[1:] / np.maximum(counts[1:], 1)[:, None]
+        delta = np.where(valid[:, None], targets - means, 0.0)
+        if not valid.any() or float(np.max(delta_e00(means[valid], targets[valid]))) <= tolerance:
+            break
+        delta_full = np.vstack([np.zeros((1, 3)), delta])
+        pixels = lab_to_srgb(lab + w * delta_full[ids])
+    out[touched] = pixels
+    return out
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Carry a label map through a resize (nearest neighbour keeps labels discrete)."""
+    return cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)

@@ -234,6 +234,14 @@ class Quality(_Model):
     ssim_outside_min: Annotated[float, Field(ge=0, le=1)] = Field(
         0.9, description="SSIM outside the regions a stage may change, against its input (WARN)"
     )
+    frame_ssim_min: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.5, description="lowest SSIM allowed between consecutive video frames (WARN; a cut or glitch)"
+    )
+    bridge_stages: list[Literal["k_upscale", "aspect_outpaint"]] = Field(
+        ["k_upscale", "aspect_outpaint"],
+        description="stages where drift over tolerance triggers the low-frequency bridge pass toward the input",
+    )
+    bridge_strength: Annotated[float, Field(ge=0, le=1)] = 0.8
 
 
 def _provider(v: str) -> str:

@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from typing import Any
 
+import cv2
 import dagster as dg
 import numpy as np
 
@@ -51,13 +52,20 @@ def aspect_outpaint(
         subject_mask=run.load_layer(k_upscale, "subject_mask"),
     )
     canvas_uri, canvas_sha = run.save(result.canvas, layer=True)
-    layers = {"canvas": canvas_uri}
+    layers = {**run.carried(k_upscale), "canvas": canvas_uri}
     if result.subject_mask is not None:
         layers["subject_mask"], _ = run.save(result.subject_mask, layer=True)
     x, y, pw, ph = result.placement
     original_kept = bool(np.array_equal(result.canvas[y : y + ph, x : x + pw], source))
     h, w = result.delivery.shape[:2]
-    delivery, drifted, report = result.delivery, {}, {}
+    # where the original sits in the delivered still
+    sc = w / result.canvas.shape[1]
+    box = (round(x * sc), round(y * sc), max(1, round(pw * sc)), max(1, round(ph * sc)))
+    delivery, bridge_info = run.bridge_if_drifted(
+        result.delivery, cv2.resize(source, box[2:], interpolation=cv2.INTER_AREA), box
+    )
+    drifted: dict[str, dict[str, float]] = {}
+    report: dict[str, dict[str, float]] = {}
     labels = run.load_layer(k_upscale, "brand_labels")
     if labels is not None:
         placed = np.zeros(result.canvas.shape[:2], np.uint8)
@@ -67,6 +75,7 @@ def aspect_outpaint(
         drifted = run.brand_report(delivery, labels)
         delivery = brand.correct(delivery, labels, run.palette)
         report = run.brand_report(delivery, labels)
+    drift_summary, drift_check, drift_extra = run.handoff(source, delivery, upstream=k_upscale, placement=box)
     uri, sha = run.save(delivery)
     context.log.info(
         f"{fmt.key}: canvas {result.canvas.shape[1]}x{result.canvas.shape[0]}, original at {result.placement}, "
@@ -98,10 +107,13 @@ def aspect_outpaint(
             "original_pixels_preserved": original_kept,
             "brand_before_correction": drifted,
             "brand": report,
+            "drift": drift_summary,
+            "bridge": bridge_info,
             "format": fmt.key,
             "placement": list(result.placement),
             "canvas_hash": canvas_sha,
             **result.metrics,
         },
-        extra={"format": fmt.key, "delivery_size": f"{w}x{h}"},
+        drift_check=drift_check,
+        extra={"format": fmt.key, "delivery_size": f"{w}x{h}", **drift_extra},
     )

@@ -41,6 +41,7 @@ def base_composition(
     report = run.brand_report(result.image, labels)
     uri, sha = run.save(result.image)
     layers = {
+        "base": uri,
         "subject_mask": run.save(result.subject_mask, layer=True)[0],
         "brand_labels": run.save(labels, layer=True)[0],
     }

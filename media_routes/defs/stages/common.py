@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import dagster as dg
 import numpy as np
 
@@ -19,7 +20,7 @@ from media_routes.lib.imaging import (
     thumbnail_markdown,
 )
 from media_routes.lib.media import MediaRef
-from media_routes.quality import brand, gates
+from media_routes.quality import brand, drift, gates
 from media_routes.spec import Campaign
 
 GROUP = "media_pipeline"
@@ -73,10 +74,22 @@ def media_prefix(stage: str, partition: dg.MultiPartitionKey | str) -> str:
 # Checks every stage emits with its materialization (computed in the stage; figures in metadata too).
 CHECK_NOT_BLANK = "output_not_blank"
 CHECK_BRAND = "brand_colours_locked"
-COMMON_CHECKS = {
-    CHECK_NOT_BLANK: "the output is not black, blank or uniform (a refused or failed generation); blocks downstream",
-    CHECK_BRAND: "every located brand colour's region-mean CIEDE2000 is within quality.brand_delta_e_max; "
-    "blocks downstream",
+CHECK_DRIFT = "handoff_drift"
+COMMON_CHECKS: dict[str, tuple[str, bool]] = {
+    CHECK_NOT_BLANK: (
+        "the output is not black, blank or uniform, and a video has no black or frozen frames (a refused or "
+        "failed generation); blocks downstream",
+        True,
+    ),
+    CHECK_BRAND: (
+        "every located brand colour's region-mean CIEDE2000 is within quality.brand_delta_e_max; blocks downstream",
+        True,
+    ),
+    CHECK_DRIFT: (
+        "hand-off drift against the stage's input within the quality thresholds (grid CIEDE2000, deep-shadow "
+        "chroma, SSIM outside the allowed region; frame SSIM and style drift for video); warns",
+        False,
+    ),
 }
 
 
@@ -93,7 +106,7 @@ def stage_asset(
 
     ``extra_checks`` maps a check name to (description, blocking).
     """
-    checks = {k: (v, True) for k, v in COMMON_CHECKS.items()} | (extra_checks or {})
+    checks = COMMON_CHECKS | (extra_checks or {})
     return dg.asset(
         name=name,
         group_name=GROUP,
@@ -178,6 +191,90 @@ class StageRun:
             metadata={"worst_delta_e": worst, "limit": limit, "colours": report},
         )
 
+    def carried(self, upstream: MediaRef) -> dict[str, str]:
+        """Layers every stage passes on unchanged (the base composition, for drift against it)."""
+        return {k: v for k, v in upstream.layers.items() if k == "base"}
+
+    def handoff(
+        self,
+        reference: np.ndarray,
+        output: np.ndarray,
+        *,
+        upstream: MediaRef | None = None,
+        placement: tuple[int, int, int, int] | None = None,
+        allowed: np.ndarray | None = None,
+        grade: bool = False,
+    ) -> tuple[dict[str, Any], CheckOutcome, dict[str, str]]:
+        """Drift of ``output`` against the stage input (and the base composition), heatmap, WARN check.
+
+        ``placement`` locates the input inside ``output`` (outpaint); ``allowed`` marks where the stage
+        may change pixels (not counted); ``grade`` says a global tone and colour change is the stage's
+        purpose (lighting): grid drift and SSIM are reported but only deep-shadow chroma is gated.
+        """
+        q = self.campaign.spec.quality
+        ref_w, out_w = drift.align(reference, output, placement)
+        allowed_w = None
+        if allowed is not None:
+            allowed_w = cv2.resize(allowed.astype(np.uint8), ref_w.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+        vs_input = drift.measure(ref_w, out_w, allowed_w)
+        summary: dict[str, Any] = {"vs_input": vs_input.summary()}
+        base_uri = upstream.layers.get("base") if upstream is not None else None
+        if base_uri:
+            base_img = self.load(base_uri)
+            summary["vs_base"] = drift.measure(*drift.align(base_img, output, placement)).summary()
+        heat = drift.heatmap(vs_input.grid_delta_e, ref_w.shape[1::-1])
+        heat_uri, _ = self.save(heat, layer=True)
+        s = summary["vs_input"]
+        problems = []
+        if not grade and s["grid_delta_e_max"] > q.drift_delta_e_warn:
+            problems.append(f"grid CIEDE2000 max {s['grid_delta_e_max']:.1f} > {q.drift_delta_e_warn}")
+        if s["shadow_chroma_retention"] is not None and s["shadow_chroma_retention"] < q.shadow_chroma_min:
+            problems.append(f"deep-shadow chroma kept {s['shadow_chroma_retention']:.2f} < {q.shadow_chroma_min}")
+        if not grade and s["ssim_outside"] is not None and s["ssim_outside"] < q.ssim_outside_min:
+            problems.append(f"SSIM outside the allowed region {s['ssim_outside']:.3f} < {q.ssim_outside_min}")
+        check = CheckOutcome(
+            CHECK_DRIFT,
+            passed=not problems,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(problems) or "hand-off drift within thresholds",
+            metadata=summary,
+        )
+        extra = {
+            "drift_heatmap": dg.MetadataValue.md(drift_heatmap_md(heat)),
+            "drift_heatmap_path": heat_uri,
+        }
+        return summary, check, extra
+
+    def bridge_if_drifted(
+        self, output: np.ndarray, reference: np.ndarray, box: tuple[int, int, int, int] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Low-strength realignment toward ``reference`` when drift exceeds the tolerance.
+
+        ``reference`` is the stage input brought to the geometry of ``output[box]`` (whole image if no
+        box). Returns the (possibly) bridged output and what was measured before and after.
+        """
+        q = self.campaign.spec.quality
+        if self.stage not in q.bridge_stages:
+            return output, {"enabled": False}
+        x, y, w, h = box or (0, 0, output.shape[1], output.shape[0])
+        region = output[y : y + h, x : x + w]
+        before = drift.measure(*drift.align(reference, region)).summary()
+        retention = before["shadow_chroma_retention"]
+        drifted = before["grid_delta_e_max"] > q.drift_delta_e_warn or (
+            retention is not None and retention < q.shadow_chroma_min
+        )
+        if not drifted:
+            return output, {"enabled": True, "applied": False, "before": before}
+        bridged = output.copy()
+        bridged[y : y + h, x : x + w] = drift.bridge(region, reference, strength=q.bridge_strength)
+        after = drift.measure(*drift.align(reference, bridged[y : y + h, x : x + w])).summary()
+        self.context.log.warning(
+            f"{self.stage}: drift over tolerance (grid max {before['grid_delta_e_max']:.1f}, shadow chroma "
+            f"{retention}); bridge pass -> grid max {after['grid_delta_e_max']:.1f}, "
+            f"shadow chroma {after['shadow_chroma_retention']}"
+        )
+        return bridged, {"enabled": True, "applied": True, "before": before, "after": after}
+
     def output(
         self,
         ref: MediaRef,
@@ -188,6 +285,7 @@ class StageRun:
         extra: dict[str, Any] | None = None,
         checks: list[CheckOutcome] = (),  # type: ignore[assignment]
         blank_problems: list[str] | None = None,
+        drift_check: CheckOutcome | None = None,
     ) -> Iterator[dg.Output[MediaRef] | dg.AssetCheckResult]:
         """The materialization (content-hash data version + standard metadata), then its checks."""
         problems = gates.image_problems(preview) if blank_problems is None else blank_problems
@@ -199,6 +297,7 @@ class StageRun:
                 metadata={"problems": problems},
             ),
             *checks,
+            drift_check or CheckOutcome(CHECK_DRIFT, passed=True, description="first stage: no input to drift from"),
         ]
         gate_meta = {o.name: "passed" if o.passed else f"FAILED: {o.description}" for o in outcomes}
         yield stage_output(
@@ -247,6 +346,10 @@ def begin_stage(
         store=media_store,
         started=started,
     )
+
+
+def drift_heatmap_md(heat: np.ndarray) -> str:
+    return inline_thumbnail_markdown(heat, title="drift heatmap")
 
 
 def _jsonable(value: Any) -> Any:

@@ -64,6 +64,9 @@ def inpaint_fix(
                 labels[region] = found[region]
         layers["brand_labels"], _ = run.save(labels, layer=True)
     report = run.brand_report(result.image, labels)
+    drift_summary, drift_check, drift_extra = run.handoff(
+        source, result.image, upstream=lighting_iteration, allowed=~unchanged
+    )
     uri, sha = run.save(result.image)
     h, w = result.image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers)
@@ -76,8 +79,10 @@ def inpaint_fix(
             "changed_px": int((~unchanged).sum()),
             "outside_mask_identical": outside_identical,
             "brand": report,
+            "drift": drift_summary,
         },
-        extra={"fix_count": len(result.layers), "outside_mask_identical": outside_identical},
+        drift_check=drift_check,
+        extra={"fix_count": len(result.layers), "outside_mask_identical": outside_identical, **drift_extra},
         checks=[
             CheckOutcome(
                 CHECK_OUTSIDE_MASK,

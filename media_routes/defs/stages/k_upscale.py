@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from typing import Any
 
+import cv2
 import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
@@ -47,10 +48,14 @@ def k_upscale(
     )
     h, w = result.image.shape[:2]
     context.log.info(f"upscaled {source.shape[1]}x{source.shape[0]} -> {w}x{h} ({up.target}): {result.metrics}")
-    layers: dict[str, str] = {}
+    layers: dict[str, str] = run.carried(inpaint_fix)
     if result.subject_mask is not None:
         layers["subject_mask"], _ = run.save(result.subject_mask, layer=True)
-    image, drifted, report = result.image, {}, {}
+    image, bridge_info = run.bridge_if_drifted(
+        result.image, cv2.resize(source, (w, h), interpolation=cv2.INTER_LANCZOS4)
+    )
+    drifted: dict[str, dict[str, float]] = {}
+    report: dict[str, dict[str, float]] = {}
     labels = run.load_layer(inpaint_fix, "brand_labels")
     if labels is not None:
         labels = brand.resize_labels(labels, (w, h))
@@ -58,13 +63,22 @@ def k_upscale(
         drifted = run.brand_report(image, labels)
         image = brand.correct(image, labels, run.palette)
         report = run.brand_report(image, labels)
+    drift_summary, drift_check, drift_extra = run.handoff(source, image, upstream=inpaint_fix)
     uri, sha = run.save(image)
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers, info={"k_level": up.target})
     yield from run.output(
         ref,
         inputs={"inpaint_fix": inpaint_fix.sha256},
         preview=image,
-        metrics={"k_level": up.target, **result.metrics, "brand_before_correction": drifted, "brand": report},
+        metrics={
+            "k_level": up.target,
+            **result.metrics,
+            "brand_before_correction": drifted,
+            "brand": report,
+            "drift": drift_summary,
+            "bridge": bridge_info,
+        },
         checks=[run.brand_check(report)],
-        extra={"k_level": up.target},
+        drift_check=drift_check,
+        extra={"k_level": up.target, **drift_extra},
     )

@@ -36,7 +36,8 @@ def lighting_iteration(
 ) -> Iterator[Any]:
     run = begin_stage(context, "lighting_iteration", CODE_VERSION, config, campaigns, media_store)
     targets = run.campaign.spec.lighting
-    result = iterate(run.load(base_composition.uri), targets)  # deterministic: the seed is not used
+    base_img = run.load(base_composition.uri)
+    result = iterate(base_img, targets)  # deterministic: the seed is not used
     for row in result.iterations:
         context.log.info(
             f"iteration {row['iteration']}: exposure {row['after_exposure']:.1f}/{targets.exposure}, "
@@ -49,6 +50,7 @@ def lighting_iteration(
     drifted = run.brand_report(result.image, labels)
     image = brand.correct(result.image, labels, run.palette) if labels is not None else result.image
     report = run.brand_report(image, labels)
+    drift_summary, drift_check, drift_extra = run.handoff(base_img, image, upstream=base_composition, grade=True)
     uri, sha = run.save(image)
     h, w = image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=dict(base_composition.layers))
@@ -57,7 +59,9 @@ def lighting_iteration(
         inputs={"base_composition": base_composition.sha256},
         preview=image,
         checks=[run.brand_check(report)],
+        drift_check=drift_check,
         metrics={
+            "drift": drift_summary,
             "brand_before_correction": drifted,
             "brand": report,
             "locked": result.locked,
@@ -66,6 +70,7 @@ def lighting_iteration(
             "targets": targets.model_dump(),
         },
         extra={
+            **drift_extra,
             "locked": result.locked,
             "iteration_count": len(result.iterations),
             "iterations": dg.MetadataValue.table(

@@ -8,11 +8,11 @@ import numpy as np
 
 from media_routes.defs.partitions import campaign_x_format_partitions
 from media_routes.defs.resources import CampaignCatalog, MediaStore, file_sha256
-from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.common import CHECK_DRIFT, CheckOutcome, StageConfig, begin_stage, stage_asset
 from media_routes.engine.motion import decode_frames, encode_mp4, label_frames, probe_mp4, render_frames
 from media_routes.formats import get_format
 from media_routes.lib.media import MediaRef
-from media_routes.quality import brand, gates
+from media_routes.quality import brand, drift, gates
 
 CODE_VERSION = "1"
 
@@ -69,7 +69,9 @@ def motion(
                 context.log.info(f"motion {fmt.key}: frame {i}/{n_frames}")
             yield frame
 
-    def encode_and_measure(palette: brand.Palette) -> tuple[Any, dict[str, float], gates.FrameStats, list[Any]]:
+    def encode_and_measure(
+        palette: brand.Palette,
+    ) -> tuple[Any, dict[str, float], gates.FrameStats, dict[str, float], list[Any]]:
         """Encode, then decode and measure what a viewer gets: per-frame brand reports and frame gates."""
         tmp = media_store.scratch_dir() / f"{context.run.run_id}-{run.campaign.id}-{fmt.key}.mp4"
         stats = encode_mp4(
@@ -80,13 +82,15 @@ def motion(
             crf=m.crf,
         )
         frame_stats = gates.FrameStats(fps=m.fps)
+        consistency = drift.FrameConsistency(still)
         reports = []
         for frame, frame_labels in zip(decode_frames(tmp), label_stream(), strict=False):
             frame_stats.add(frame)
+            consistency.add(frame)
             reports.append(run.brand_report(frame, frame_labels))
-        return tmp, stats, frame_stats, reports
+        return tmp, stats, frame_stats, consistency.summary(), reports
 
-    tmp, stats, frame_stats, reports = encode_and_measure(run.palette)
+    tmp, stats, frame_stats, consistency, reports = encode_and_measure(run.palette)
     compensation: dict[str, list[float]] = {}
     if labels is not None and max(map(brand.worst, reports), default=0.0) > 0.8 * limit:
         # H.264 yuv420p halves chroma resolution: thin brand strokes pick up their surroundings' chroma.
@@ -98,13 +102,28 @@ def motion(
                 offsets[name] = target - np.mean(np.asarray(means), axis=0)
         first_worst = max(map(brand.worst, reports))
         tmp.unlink(missing_ok=True)
-        tmp, stats, frame_stats, reports = encode_and_measure(run.palette.compensated(offsets))
+        tmp, stats, frame_stats, consistency, reports = encode_and_measure(run.palette.compensated(offsets))
         compensation = {k: [round(float(x), 3) for x in v] for k, v in offsets.items()}
         context.log.info(
             f"re-encoded with chroma pre-compensation {compensation}: worst brand CIEDE2000 "
             f"{first_worst:.2f} -> {max(map(brand.worst, reports)):.2f}"
         )
     probe = probe_mp4(tmp)
+    q = run.campaign.spec.quality
+    motion_problems = []
+    if consistency["frame_ssim_min"] < q.frame_ssim_min:
+        motion_problems.append(f"frame-to-frame SSIM min {consistency['frame_ssim_min']:.2f} < {q.frame_ssim_min}")
+    if consistency["style_drift_max"] > q.drift_delta_e_warn:
+        motion_problems.append(
+            f"colour drift vs the still {consistency['style_drift_max']:.1f} > {q.drift_delta_e_warn}"
+        )
+    drift_check = CheckOutcome(
+        CHECK_DRIFT,
+        passed=not motion_problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(motion_problems) or "frames consistent with each other and with the still",
+        metadata=consistency,
+    )
     per_frame = [brand.worst(r) for r in reports]
     worst_report = max(reports, key=brand.worst, default={})
     sha = file_sha256(tmp)
@@ -130,6 +149,7 @@ def motion(
         preview=np.concatenate([keyframes[i] for i in sorted(keyframes)], axis=1),
         blank_problems=frame_stats.problems(),
         checks=[run.brand_check(worst_report, frames=len(per_frame))],
+        drift_check=drift_check,
         metrics={
             "camera": m.camera,
             "strength": m.strength,
@@ -137,6 +157,7 @@ def motion(
             **stats,
             **probe,
             "frames_gate": frame_stats.summary(),
+            "drift": {"frames": consistency},
             "brand_per_frame": brand_frames,
             "brand_worst_frame": worst_report,
             "encode_chroma_compensation": compensation,

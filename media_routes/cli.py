@@ -24,7 +24,8 @@ from media_routes import settings
 from media_routes.spec import SPEC_FILENAME, STAGES, SpecError, discover_spec_paths, load_all, load_campaign
 
 console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# tables are wide: when output is piped, do not squeeze them into 80 columns
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,6 +259,70 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    from media_routes.drift_report import COLUMNS, chain_rows, corrected_drift, first_exceeded, write_html
+    from media_routes.formats import FORMAT_KEYS
+    from media_routes.lineage import trace
+
+    if args.format and args.format not in FORMAT_KEYS:
+        console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
+        return 1
+    instance = _instance()
+    chain = chain_rows(trace(instance, args.campaign, [args.format] if args.format else None))
+    if not chain:
+        console.print(f"[yellow]nothing materialized for {args.campaign!r}[/yellow]")
+        return 1
+    first = first_exceeded(chain)
+    if args.json:
+        payload = {
+            "campaign": args.campaign,
+            "first_exceeded": first,
+            "corrected": [
+                {"stage": c["stage"], "partition": c["partition"], **c["bridge"]} for c in corrected_drift(chain)
+            ],
+            "chain": chain,
+        }
+        out.print_json(json.dumps(payload, default=str))
+    else:
+        table = Table(title=f"drift along the chain: {args.campaign}")
+        table.add_column("stage")
+        table.add_column("partition")
+        for _, label in COLUMNS:
+            table.add_column(label, justify="right")
+        table.add_column("checks")
+        from media_routes.drift_report import _fmt
+
+        for c in chain:
+            table.add_row(
+                c["stage"],
+                c["partition"],
+                *[_fmt(c[k]) for k, _ in COLUMNS],
+                "[red]" + ", ".join(c["failed_checks"]) + "[/red]" if c["failed_checks"] else "ok",
+            )
+        out.print(table)
+        for c in corrected_drift(chain):
+            b = c["bridge"]
+            out.print(
+                f"[yellow]drift detected at {c['stage']} [{c['partition']}][/yellow] and bridged: grid dE00 max "
+                f"{b['before']['grid_delta_e_max']:.2f} -> {b['after']['grid_delta_e_max']:.2f}, shadow chroma "
+                f"{b['before']['shadow_chroma_retention']} -> {b['after']['shadow_chroma_retention']}"
+            )
+        if first:
+            out.print(
+                f"[red]first tolerance exceeded at {first['stage']} [{first['partition']}][/red]: "
+                + "; ".join(first["failed_checks"].values())
+            )
+        else:
+            out.print("[green]every check passed along the chain[/green]")
+    if args.html:
+        from media_routes.definitions import build_resources
+
+        store = build_resources()["media_store"]
+        target = write_html(chain, args.campaign, store, Path(args.html))
+        out.print(f"report: {target}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -287,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format")
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_trace)
+
+    dr = sub.add_parser("drift", help="quality figures along the chain and the stage where drift entered")
+    dr.add_argument("campaign")
+    dr.add_argument("--format")
+    dr.add_argument("--json", action="store_true")
+    dr.add_argument("--html", metavar="DIR", help="write a report with images, heatmaps and figures")
+    dr.set_defaults(func=cmd_drift)
 
     v = sub.add_parser("validate", help="validate campaign specs; non-zero exit on any error")
     v.add_argument("paths", nargs="*", help="spec files, campaign folders or a campaigns folder")

@@ -53,6 +53,8 @@ def trace_row(stage: str, partition: str, record: dg.EventLogRecord) -> dict[str
         "size": [_value(meta, "width"), _value(meta, "height")],
         "metrics": _value(meta, "metrics") or {},
         "layers": _value(meta, "layers") or {},
+        "checks": _value(meta, "checks") or {},
+        "drift_heatmap": _value(meta, "drift_heatmap_path"),
     }
     if _value(meta, "duration_s") is not None:
         row["duration_s"] = _value(meta, "duration_s")

@@ -234,6 +234,9 @@ class Quality(_Model):
     ssim_outside_min: Annotated[float, Field(ge=0, le=1)] = Field(
         0.9, description="SSIM outside the regions a stage may change, against its input (WARN)"
     )
+    seam_delta_e_warn: Annotated[float, Field(gt=0)] = Field(
+        3.0, description="CIEDE2000 between the strips on each side of an outpaint seam above which it warns"
+    )
     frame_ssim_min: Annotated[float, Field(ge=0, le=1)] = Field(
         0.5, description="lowest SSIM allowed between consecutive video frames (WARN; a cut or glitch)"
     )

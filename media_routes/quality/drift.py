@@ -119,7 +119,7 @@ def heatmap(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def bridge(output: np.ndarray, reference: np.ndarray, strength: float = 0.8, sigma_frac: float = 0.03) -> np.ndarray:
+def bridge(output: np.ndarray, reference: np.ndarray, strength: float = 0.8, sigma_frac: float = 0.01) -> np.ndarray:
     """Pull ``output``'s low-frequency colour toward ``reference`` (same size), keeping its detail.
 
     In L*a*b*: ``out + strength * (blur(ref) - blur(out))`` with a Gaussian of ``sigma_frac`` times

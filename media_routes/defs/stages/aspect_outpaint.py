@@ -17,12 +17,16 @@ from media_routes.quality import brand
 
 CODE_VERSION = "1"
 CHECK_ORIGINAL = "original_pixels_preserved"
+CHECK_SEAM = "outpaint_seam"
 
 
 @stage_asset(
     name="aspect_outpaint",
     partitions_def=campaign_x_format_partitions,
-    extra_checks={CHECK_ORIGINAL: ("the upscaled master sits on the expanded canvas pixel for pixel; blocks", True)},
+    extra_checks={
+        CHECK_ORIGINAL: ("the upscaled master sits on the expanded canvas pixel for pixel; blocks", True),
+        CHECK_SEAM: ("CIEDE2000 across the seam between original and fill within quality.seam_delta_e_warn", False),
+    },
     code_version=CODE_VERSION,
     kinds={"python", "opencv"},
     description=(
@@ -51,6 +55,8 @@ def aspect_outpaint(
         seed=run.seed,
         subject_mask=run.load_layer(k_upscale, "subject_mask"),
     )
+    seam = float(result.metrics.get("seam_delta_e", 0.0))
+    seam_limit = run.campaign.spec.quality.seam_delta_e_warn
     canvas_uri, canvas_sha = run.save(result.canvas, layer=True)
     layers = {**run.carried(k_upscale), "canvas": canvas_uri}
     if result.subject_mask is not None:
@@ -64,17 +70,13 @@ def aspect_outpaint(
     delivery, bridge_info = run.bridge_if_drifted(
         result.delivery, cv2.resize(source, box[2:], interpolation=cv2.INTER_AREA), box
     )
-    drifted: dict[str, dict[str, float]] = {}
-    report: dict[str, dict[str, float]] = {}
     labels = run.load_layer(k_upscale, "brand_labels")
     if labels is not None:
         placed = np.zeros(result.canvas.shape[:2], np.uint8)
         placed[y : y + ph, x : x + pw] = labels
         labels = brand.resize_labels(placed, (w, h))
         layers["brand_labels"], _ = run.save(labels, layer=True)
-        drifted = run.brand_report(delivery, labels)
-        delivery = brand.correct(delivery, labels, run.palette)
-        report = run.brand_report(delivery, labels)
+    delivery, drifted, report, problems = run.correct_brand(delivery, labels)
     drift_summary, drift_check, drift_extra = run.handoff(source, delivery, upstream=k_upscale, placement=box)
     uri, sha = run.save(delivery)
     context.log.info(
@@ -94,6 +96,7 @@ def aspect_outpaint(
         ref,
         inputs={"k_upscale": k_upscale.sha256},
         preview=delivery,
+        blank_problems=problems,
         checks=[
             CheckOutcome(
                 CHECK_ORIGINAL,
@@ -102,6 +105,13 @@ def aspect_outpaint(
                 + ("unchanged" if original_kept else "CHANGED"),
             ),
             run.brand_check(report),
+            CheckOutcome(
+                CHECK_SEAM,
+                passed=seam <= seam_limit,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"seam CIEDE2000 {seam:.2f} (limit {seam_limit})",
+                metadata={"seam_delta_e": seam, "limit": seam_limit},
+            ),
         ],
         metrics={
             "original_pixels_preserved": original_kept,

@@ -191,6 +191,23 @@ class StageRun:
             metadata={"worst_delta_e": worst, "limit": limit, "colours": report},
         )
 
+    def correct_brand(
+        self, image: np.ndarray, labels: np.ndarray | None
+    ) -> tuple[np.ndarray, dict[str, dict[str, float]], dict[str, dict[str, float]], list[str]]:
+        """Gate the raw output, then restore brand colours: (image, report before, report after, problems).
+
+        A black, blank or uniform output is left as it is: painting brand colours onto a refused
+        generation would hide it from the ``output_not_blank`` check.
+        """
+        problems = gates.image_problems(image)
+        if labels is None:
+            return image, {}, {}, problems
+        before = self.brand_report(image, labels)
+        if problems:
+            return image, before, before, problems
+        corrected = brand.correct(image, labels, self.palette)
+        return corrected, before, self.brand_report(corrected, labels), problems
+
     def carried(self, upstream: MediaRef) -> dict[str, str]:
         """Layers every stage passes on unchanged (the base composition, for drift against it)."""
         return {k: v for k, v in upstream.layers.items() if k == "base"}
@@ -256,6 +273,8 @@ class StageRun:
         q = self.campaign.spec.quality
         if self.stage not in q.bridge_stages:
             return output, {"enabled": False}
+        if gates.image_problems(output):  # a refused/blank output must fail its gate, not be repainted
+            return output, {"enabled": True, "applied": False, "skipped": "output failed the blank gate"}
         x, y, w, h = box or (0, 0, output.shape[1], output.shape[0])
         region = output[y : y + h, x : x + w]
         before = drift.measure(*drift.align(reference, region)).summary()
@@ -266,8 +285,16 @@ class StageRun:
         if not drifted:
             return output, {"enabled": True, "applied": False, "before": before}
         bridged = output.copy()
-        bridged[y : y + h, x : x + w] = drift.bridge(region, reference, strength=q.bridge_strength)
-        after = drift.measure(*drift.align(reference, bridged[y : y + h, x : x + w])).summary()
+        fixed, after = region, before
+        for _ in range(2):  # a second pass only when it still helps
+            candidate = drift.bridge(fixed, reference, strength=q.bridge_strength)
+            measured = drift.measure(*drift.align(reference, candidate)).summary()
+            if measured["grid_delta_e_max"] >= after["grid_delta_e_max"] and fixed is not region:
+                break
+            fixed, after = candidate, measured
+            if after["grid_delta_e_max"] <= q.drift_delta_e_warn:
+                break
+        bridged[y : y + h, x : x + w] = fixed
         self.context.log.warning(
             f"{self.stage}: drift over tolerance (grid max {before['grid_delta_e_max']:.1f}, shadow chroma "
             f"{retention}); bridge pass -> grid max {after['grid_delta_e_max']:.1f}, "

@@ -54,15 +54,11 @@ def k_upscale(
     image, bridge_info = run.bridge_if_drifted(
         result.image, cv2.resize(source, (w, h), interpolation=cv2.INTER_LANCZOS4)
     )
-    drifted: dict[str, dict[str, float]] = {}
-    report: dict[str, dict[str, float]] = {}
     labels = run.load_layer(inpaint_fix, "brand_labels")
     if labels is not None:
         labels = brand.resize_labels(labels, (w, h))
         layers["brand_labels"], _ = run.save(labels, layer=True)
-        drifted = run.brand_report(image, labels)
-        image = brand.correct(image, labels, run.palette)
-        report = run.brand_report(image, labels)
+    image, drifted, report, problems = run.correct_brand(image, labels)
     drift_summary, drift_check, drift_extra = run.handoff(source, image, upstream=inpaint_fix)
     uri, sha = run.save(image)
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers, info={"k_level": up.target})
@@ -79,6 +75,7 @@ def k_upscale(
             "bridge": bridge_info,
         },
         checks=[run.brand_check(report)],
+        blank_problems=problems,
         drift_check=drift_check,
         extra={"k_level": up.target, **drift_extra},
     )

@@ -10,7 +10,6 @@ from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
 from media_routes.engine.lighting_iteration import iterate
 from media_routes.lib.media import MediaRef
-from media_routes.quality import brand
 
 CODE_VERSION = "1"
 
@@ -47,9 +46,7 @@ def lighting_iteration(
     if not result.locked:
         context.log.warning(f"lighting not locked after {len(result.iterations)} iterations; passing best effort")
     labels = run.load_layer(base_composition, "brand_labels")
-    drifted = run.brand_report(result.image, labels)
-    image = brand.correct(result.image, labels, run.palette) if labels is not None else result.image
-    report = run.brand_report(image, labels)
+    image, drifted, report, problems = run.correct_brand(result.image, labels)
     drift_summary, drift_check, drift_extra = run.handoff(base_img, image, upstream=base_composition, grade=True)
     uri, sha = run.save(image)
     h, w = image.shape[:2]
@@ -59,6 +56,7 @@ def lighting_iteration(
         inputs={"base_composition": base_composition.sha256},
         preview=image,
         checks=[run.brand_check(report)],
+        blank_problems=problems,
         drift_check=drift_check,
         metrics={
             "drift": drift_summary,

@@ -60,8 +60,9 @@ def motion(
         """Restore brand colours per frame, log progress, keep first/middle/last frames for the preview."""
         step = max(1, n_frames // 4)
         for i, (frame, frame_labels) in enumerate(zip(it, label_stream(), strict=False), start=1):
-            if frame_labels is not None:
+            if frame_labels is not None and not gates.image_problems(frame):
                 # the still is already corrected; a frame is only touched if resampling moved a colour
+                # (a black or blank frame is left alone so the frame gate still sees it)
                 frame = brand.correct(frame, frame_labels, palettes[i - 1], passes=2, tolerance=0.3)
             if i in wanted:
                 keyframes[i] = frame.copy()

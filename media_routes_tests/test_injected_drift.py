@@ -1,0 +1,190 @@
+"""Injected drift: a simulated secondary model misbehaves at one stage; the pipeline must catch it there.
+
+Each test replaces one stage's engine call with a wrapper that damages its output the way hosted
+models do (crushed blue shadows, a hue shift, a black or blank result, a visible seam), runs the
+graph for one small campaign, and checks that the damage is detected, attributed to that stage and,
+where a correction exists, corrected back within tolerance.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from media_routes.drift_report import chain_rows, corrected_drift, first_exceeded
+from media_routes.lineage import trace
+from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
+from media_routes_tests.test_quality_drift import crush_shadows, hue_shift
+
+
+def _run(instance, resources, campaign: str, fmt: str) -> list[bool]:  # type: ignore[no-untyped-def]
+    register_campaigns(instance, [campaign])
+    return [
+        materialize_stages(instance, resources, r.stages, r.partition, raise_on_error=False).success
+        for r in plan_runs(campaign, [fmt])
+    ]
+
+
+def _chain(instance, campaign: str, fmt: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    return chain_rows(trace(instance, campaign, [fmt]))
+
+
+def _row(chain: list[dict[str, Any]], stage: str) -> dict[str, Any]:
+    return next(c for c in chain if c["stage"] == stage)
+
+
+def _set_quality(campaigns_dir: Path, campaign: str, **quality: object) -> None:
+    spec = campaigns_dir / campaign / "campaign.yaml"
+    data = yaml.safe_load(spec.read_text())
+    data["quality"] = {**data.get("quality", {}), **quality}
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_clean_run_passes_every_check_and_holds_brand_colours(instance, resources) -> None:  # type: ignore[no-untyped-def]
+    assert _run(instance, resources, "shoe", "9x16") == [True, True]
+    chain = _chain(instance, "shoe", "9x16")
+    assert first_exceeded(chain) is None and corrected_drift(chain) == []
+    for row in chain:
+        assert row["brand_delta_e_max"] is not None and row["brand_delta_e_max"] <= 1.0, row
+    assert _row(chain, "motion")["frame_ssim_min"] > 0.5
+
+
+def test_crushed_blue_shadows_at_upscale_are_caught_there_and_bridged(instance, resources, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    stage = importlib.import_module("media_routes.defs.stages.k_upscale")
+
+    real = stage.upscale
+
+    def secondary_model(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        result = real(*args, **kwargs)
+        result.image = crush_shadows(result.image)
+        return result
+
+    monkeypatch.setattr(stage, "upscale", secondary_model)
+    assert _run(instance, resources, "shoe", "9x16") == [True, True]
+    chain = _chain(instance, "shoe", "9x16")
+    assert [c["stage"] for c in corrected_drift(chain)] == ["k_upscale"]  # attributed to the right stage
+    bridge = _row(chain, "k_upscale")["bridge"]
+    assert bridge["before"]["shadow_chroma_retention"] < 0.6  # detected: blue shadows went flat
+    assert bridge["after"]["shadow_chroma_retention"] >= 0.6  # corrected back within tolerance
+    assert _row(chain, "k_upscale")["brand_delta_e_max"] <= 1.0
+    assert first_exceeded(chain) is None
+
+
+def test_hue_shift_at_outpaint_is_caught_there_and_corrected(instance, resources, campaigns_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    stage = importlib.import_module("media_routes.defs.stages.aspect_outpaint")
+
+    _set_quality(campaigns_dir, "shoe", drift_delta_e_warn=2.0)
+    real = stage.outpaint
+
+    def secondary_model(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        result = real(*args, **kwargs)
+        result.delivery = hue_shift(result.delivery, 8)
+        return result
+
+    monkeypatch.setattr(stage, "outpaint", secondary_model)
+    assert _run(instance, resources, "shoe", "9x16") == [True, True]
+    chain = _chain(instance, "shoe", "9x16")
+    assert [c["stage"] for c in corrected_drift(chain)] == ["aspect_outpaint"]
+    bridge = _row(chain, "aspect_outpaint")["bridge"]
+    assert bridge["before"]["grid_delta_e_max"] > 2.0  # detected
+    assert bridge["after"]["grid_delta_e_max"] < bridge["before"]["grid_delta_e_max"] / 2
+    assert _row(chain, "aspect_outpaint")["brand_delta_e_max"] <= 1.0  # brand colour restored
+    assert _row(chain, "motion")["brand_delta_e_max"] <= 1.0
+
+
+def test_damage_outside_the_inpaint_mask_blocks_downstream(instance, resources, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    stage = importlib.import_module("media_routes.defs.stages.inpaint_fix")
+
+    real = stage.apply_fixes
+
+    def secondary_model(image: np.ndarray, *args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        result = real(image, *args, **kwargs)
+        result.image = crush_shadows(result.image)  # touches pixels it was not allowed to
+        return result
+
+    monkeypatch.setattr(stage, "apply_fixes", secondary_model)
+    assert _run(instance, resources, "shoe", "9x16")[0] is False  # the campaign run fails at inpaint_fix
+    chain = _chain(instance, "shoe", "9x16")
+    first = first_exceeded(chain)
+    assert first is not None and first["stage"] == "inpaint_fix"
+    assert "outside_mask_unchanged" in first["failed_checks"]
+    assert "k_upscale" not in {c["stage"] for c in chain}  # blocked: never made from the bad output
+
+
+def test_black_image_at_base_is_not_passed_on(instance, resources, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    stage = importlib.import_module("media_routes.defs.stages.base_composition")
+
+    real = stage.compose
+
+    def refused(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        result = real(*args, **kwargs)
+        result.image = np.zeros_like(result.image)  # what a refused generation often returns
+        return result
+
+    monkeypatch.setattr(stage, "compose", refused)
+    register_campaigns(instance, ["shoe"])
+    run = plan_runs("shoe", ["9x16"])[0]
+    assert not materialize_stages(instance, resources, run.stages, run.partition, raise_on_error=False).success
+    chain = _chain(instance, "shoe", "9x16")
+    assert [c["stage"] for c in chain] == ["base_composition"]
+    assert "black image" in chain[0]["failed_checks"]["output_not_blank"]
+
+
+def test_black_frames_in_the_video_fail_motion(instance, resources, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    stage = importlib.import_module("media_routes.defs.stages.motion")
+
+    real = stage.render_frames
+
+    def glitchy(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        for i, frame in enumerate(real(*args, **kwargs)):
+            yield np.zeros_like(frame) if i == 5 else frame
+
+    monkeypatch.setattr(stage, "render_frames", glitchy)
+    assert _run(instance, resources, "shoe", "9x16") == [True, False]
+    chain = _chain(instance, "shoe", "9x16")
+    first = first_exceeded(chain)
+    assert first is not None and first["stage"] == "motion"
+    assert "black frame" in first["failed_checks"]["output_not_blank"]
+
+
+def test_visible_outpaint_seam_warns(instance, resources, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    stage = importlib.import_module("media_routes.defs.stages.aspect_outpaint")
+
+    real = stage.outpaint
+
+    def seamy(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        result = real(*args, **kwargs)
+        result.metrics["seam_delta_e"] = 9.5  # what the engine's seam measure reports for a hard edge
+        return result
+
+    monkeypatch.setattr(stage, "outpaint", seamy)
+    assert _run(instance, resources, "shoe", "9x16") == [True, True]  # a WARN does not block
+    first = first_exceeded(_chain(instance, "shoe", "9x16"))
+    assert first is not None and first["stage"] == "aspect_outpaint"
+    assert "outpaint_seam" in first["failed_checks"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_dagster_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("CRITICAL", logger="dagster")
+
+
+def test_a_black_upscale_is_not_repainted_by_the_brand_lock(instance, resources, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    stage = importlib.import_module("media_routes.defs.stages.k_upscale")
+    real = stage.upscale
+
+    def refused(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        result = real(*args, **kwargs)
+        result.image = np.zeros_like(result.image)
+        return result
+
+    monkeypatch.setattr(stage, "upscale", refused)
+    assert _run(instance, resources, "shoe", "9x16")[0] is False
+    first = first_exceeded(_chain(instance, "shoe", "9x16"))
+    assert first is not None and first["stage"] == "k_upscale"
+    assert "black image" in first["failed_checks"]["output_not_blank"]

@@ -237,6 +237,12 @@ class Quality(_Model):
     seam_delta_e_warn: Annotated[float, Field(gt=0)] = Field(
         3.0, description="CIEDE2000 between the strips on each side of an outpaint seam above which it warns"
     )
+    seam_gradient_ratio_warn: Annotated[float, Field(gt=0)] = Field(
+        3.0, description="luma step across an outpaint seam vs the original's texture next to it (WARN)"
+    )
+    skin_hf_ratio_max: Annotated[float, Field(gt=0)] = Field(
+        1.3, description="high-frequency energy on skin after upscaling vs a plain Lanczos reference (WARN)"
+    )
     frame_ssim_min: Annotated[float, Field(ge=0, le=1)] = Field(
         0.5, description="lowest SSIM allowed between consecutive video frames (WARN; a cut or glitch)"
     )

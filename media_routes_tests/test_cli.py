@@ -83,6 +83,20 @@ def test_demo_trace_reroll(home: Path, campaigns_dir: Path, tmp_path: Path, caps
     assert after["motion"]["run_id"] != first_motion_run and after["motion"]["seed"] == 3
     assert after["base_composition"]["run_id"] == rows[0]["run_id"]  # upstream untouched
 
+    assert main(["drift", "tower", "--json", "--html", str(tmp_path / "report")]) == 0
+    text = capsys.readouterr().out
+    report = json.loads(text[: text.rindex("}") + 1])
+    assert report["first_exceeded"] is None and report["corrected"] == []
+    assert [c["stage"] for c in report["chain"]][:4] == [
+        "base_composition",
+        "lighting_iteration",
+        "inpaint_fix",
+        "k_upscale",
+    ]
+    assert all(c["brand_delta_e_max"] <= 1.0 for c in report["chain"])
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "Every check passed" in html and html.count("<img") >= 10
+
 
 def test_reroll_unregistered_campaign(home: Path, campaigns_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reroll", "inpaint_fix", "--campaign", "shoe", "--campaigns-dir", str(campaigns_dir)]) == 1

@@ -186,3 +186,16 @@ def test_foreground_in_the_subject_mask_is_not_mirrored_into_the_fill() -> None:
 
     assert darkest(without) < 150  # the reflection does carry the strokes when nothing protects them
     assert darkest(with_mask) > 150  # masked foreground: no ghost (grey is 160, grain sigma ~0.5)
+
+
+def test_seam_gradient_ratio_separates_a_clean_fill_from_a_hard_edge() -> None:
+    from media_routes.engine.aspect_outpaint import seam_gradient_ratio
+
+    rng = np.random.default_rng(3)
+    img = np.clip(rng.normal(128, 6, (512, 512, 3)), 0, 255).astype(np.uint8)
+    res = outpaint(img, 9 / 16, (288, 512), seed=1)
+    x, y, w, h = res.placement
+    assert res.metrics["seam_gradient_ratio"] < 3.0
+    hard = res.canvas.copy()
+    hard[:y] = np.clip(hard[:y].astype(int) + 50, 0, 255).astype(np.uint8)
+    assert seam_gradient_ratio(hard, x, y, w, h) > 5.0

@@ -154,19 +154,28 @@ def test_black_frames_in_the_video_fail_motion(instance, resources, monkeypatch)
 
 def test_visible_outpaint_seam_warns(instance, resources, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     stage = importlib.import_module("media_routes.defs.stages.aspect_outpaint")
-
+    engine = importlib.import_module("media_routes.engine.aspect_outpaint")
     real = stage.outpaint
 
     def seamy(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
         result = real(*args, **kwargs)
-        result.metrics["seam_delta_e"] = 9.5  # what the engine's seam measure reports for a hard edge
+        x, y, w, h = result.placement
+        canvas = result.canvas.astype(np.int16) + 40  # the fill comes back 40 levels too bright
+        canvas[y : y + h, x : x + w] = result.canvas[y : y + h, x : x + w]
+        result.canvas = np.clip(canvas, 0, 255).astype(np.uint8)
+        result.delivery = engine._resize(result.canvas, result.delivery.shape[1::-1])
+        # the engine's own seam measures, on the damaged canvas
+        result.metrics["seam_delta_e"] = engine._seam_delta_e(result.canvas, x, y, w, h)
+        result.metrics["seam_gradient_ratio"] = engine.seam_gradient_ratio(result.canvas, x, y, w, h)
         return result
 
     monkeypatch.setattr(stage, "outpaint", seamy)
     assert _run(instance, resources, "shoe", "9x16") == [True, True]  # a WARN does not block
-    first = first_exceeded(_chain(instance, "shoe", "9x16"))
+    chain = _chain(instance, "shoe", "9x16")
+    first = first_exceeded(chain)
     assert first is not None and first["stage"] == "aspect_outpaint"
     assert "outpaint_seam" in first["failed_checks"]
+    assert _row(chain, "aspect_outpaint")["seam_delta_e"] > 3.0
 
 
 @pytest.fixture(autouse=True)

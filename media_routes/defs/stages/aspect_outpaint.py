@@ -25,7 +25,11 @@ CHECK_SEAM = "outpaint_seam"
     partitions_def=campaign_x_format_partitions,
     extra_checks={
         CHECK_ORIGINAL: ("the upscaled master sits on the expanded canvas pixel for pixel; blocks", True),
-        CHECK_SEAM: ("CIEDE2000 across the seam between original and fill within quality.seam_delta_e_warn", False),
+        CHECK_SEAM: (
+            "colour (CIEDE2000 between strips) and luma step across the seam between original and fill within "
+            "quality.seam_delta_e_warn and quality.seam_gradient_ratio_warn",
+            False,
+        ),
     },
     code_version=CODE_VERSION,
     kinds={"python", "opencv"},
@@ -57,6 +61,8 @@ def aspect_outpaint(
     )
     seam = float(result.metrics.get("seam_delta_e", 0.0))
     seam_limit = run.campaign.spec.quality.seam_delta_e_warn
+    seam_grad = float(result.metrics.get("seam_gradient_ratio", 1.0))
+    grad_limit = run.campaign.spec.quality.seam_gradient_ratio_warn
     canvas_uri, canvas_sha = run.save(result.canvas, layer=True)
     layers = {**run.carried(k_upscale), "canvas": canvas_uri}
     if result.subject_mask is not None:
@@ -107,10 +113,11 @@ def aspect_outpaint(
             run.brand_check(report),
             CheckOutcome(
                 CHECK_SEAM,
-                passed=seam <= seam_limit,
+                passed=seam <= seam_limit and seam_grad <= grad_limit,
                 severity=dg.AssetCheckSeverity.WARN,
-                description=f"seam CIEDE2000 {seam:.2f} (limit {seam_limit})",
-                metadata={"seam_delta_e": seam, "limit": seam_limit},
+                description=f"seam CIEDE2000 {seam:.2f} (limit {seam_limit}), luma step {seam_grad:.2f}x the "
+                f"original's texture (limit {grad_limit})",
+                metadata={"seam_delta_e": seam, "seam_gradient_ratio": seam_grad},
             ),
         ],
         metrics={

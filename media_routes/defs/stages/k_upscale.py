@@ -8,18 +8,22 @@ import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.resources import CampaignCatalog, MediaStore
-from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
 from media_routes.engine.k_upscale import upscale
 from media_routes.formats import K_LEVEL_LONG_SIDE
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
 
 CODE_VERSION = "1"
+CHECK_SKIN = "skin_not_oversharpened"
 
 
 @stage_asset(
     name="k_upscale",
     partitions_def=campaign_partitions,
+    extra_checks={
+        CHECK_SKIN: ("over-sharpening guard: skin high-frequency energy within quality.skin_hf_ratio_max", False)
+    },
     code_version=CODE_VERSION,
     kinds={"python", "opencv"},
     description=(
@@ -60,6 +64,8 @@ def k_upscale(
         layers["brand_labels"], _ = run.save(labels, layer=True)
     image, drifted, report, problems = run.correct_brand(image, labels)
     drift_summary, drift_check, drift_extra = run.handoff(source, image, upstream=inpaint_fix)
+    skin_ratio = float(result.metrics.get("skin_hf_ratio_after", 1.0))
+    skin_limit = run.campaign.spec.quality.skin_hf_ratio_max
     uri, sha = run.save(image)
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers, info={"k_level": up.target})
     yield from run.output(
@@ -74,7 +80,17 @@ def k_upscale(
             "drift": drift_summary,
             "bridge": bridge_info,
         },
-        checks=[run.brand_check(report)],
+        checks=[
+            run.brand_check(report),
+            CheckOutcome(
+                CHECK_SKIN,
+                passed=skin_ratio <= skin_limit,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"skin high-frequency energy {skin_ratio:.2f}x Lanczos after the guard (limit "
+                f"{skin_limit}; before the guard {result.metrics.get('skin_hf_ratio_before', 1.0):.2f}x)",
+                metadata={k: v for k, v in result.metrics.items() if k.startswith(("skin", "halo", "softened"))},
+            ),
+        ],
         blank_problems=problems,
         drift_check=drift_check,
         extra={"k_level": up.target, **drift_extra},

@@ -243,6 +243,9 @@ class Quality(_Model):
     skin_hf_ratio_max: Annotated[float, Field(gt=0)] = Field(
         1.3, description="high-frequency energy on skin after upscaling vs a plain Lanczos reference (WARN)"
     )
+    halo_overshoot_max: Annotated[float, Field(gt=0)] = Field(
+        4.0, description="mean luma overshoot at edges beyond the Lanczos reference's local range, levels (WARN)"
+    )
     frame_ssim_min: Annotated[float, Field(ge=0, le=1)] = Field(
         0.5, description="lowest SSIM allowed between consecutive video frames (WARN; a cut or glitch)"
     )

@@ -197,3 +197,22 @@ def test_a_black_upscale_is_not_repainted_by_the_brand_lock(instance, resources,
     first = first_exceeded(_chain(instance, "shoe", "9x16"))
     assert first is not None and first["stage"] == "k_upscale"
     assert "black image" in first["failed_checks"]["output_not_blank"]
+
+
+def test_an_oversharpening_upscaler_is_caught_at_upscale(instance, resources, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    stage = importlib.import_module("media_routes.defs.stages.k_upscale")
+    real = stage.upscale
+
+    def crunchy(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        result = real(*args, **kwargs)
+        blur = cv2.GaussianBlur(result.image, (0, 0), 2.0)
+        result.image = cv2.addWeighted(result.image, 2.0, blur, -1.0, 0)  # a strong unsharp mask
+        return result
+
+    monkeypatch.setattr(stage, "upscale", crunchy)
+    assert _run(instance, resources, "tower", "16x9") == [True, True]  # a WARN does not block
+    first = first_exceeded(_chain(instance, "tower", "16x9"))
+    assert first is not None and first["stage"] == "k_upscale"
+    assert "not_oversharpened" in first["failed_checks"]

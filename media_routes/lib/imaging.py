@@ -142,9 +142,29 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.asarray(y, dtype=np.float32)
 
 
+@lru_cache(maxsize=1)
+def _srgb_decoding_lut() -> np.ndarray:
+    """The sRGB decoding of all 256 code values, computed once by colour-science."""
+    return np.asarray(colour.models.eotf_sRGB(np.arange(256, dtype=np.float64) / 255.0), dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def _srgb_to_xyz_matrix() -> np.ndarray:
+    return np.asarray(colour.RGB_COLOURSPACES["sRGB"].matrix_RGB_to_XYZ, dtype=np.float32)
+
+
 def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
-    """uint8 sRGB -> CIE L*a*b* (D65), float32, via colour-science."""
-    xyz = colour.RGB_to_XYZ(to_float(image_u8[..., :3]), "sRGB", apply_cctf_decoding=True)
+    """sRGB -> CIE L*a*b* (D65), float32, via colour-science.
+
+    8-bit input goes through a 256-entry table of colour-science's sRGB decoding and the sRGB
+    colourspace matrix (the same conversion as ``colour.RGB_to_XYZ(..., "sRGB")``, without
+    re-evaluating the transfer function per pixel); anything else takes the general path.
+    """
+    rgb = np.asarray(image_u8)[..., :3]
+    if rgb.dtype == np.uint8:
+        xyz = _srgb_decoding_lut()[rgb] @ _srgb_to_xyz_matrix().T
+    else:
+        xyz = colour.RGB_to_XYZ(to_float(rgb), "sRGB", apply_cctf_decoding=True)
     return np.asarray(colour.XYZ_to_Lab(xyz), dtype=np.float32)
 
 

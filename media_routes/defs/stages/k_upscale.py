@@ -13,16 +13,21 @@ from media_routes.engine.k_upscale import upscale
 from media_routes.formats import K_LEVEL_LONG_SIDE
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
+from media_routes.quality.sharpness import oversharpening
 
 CODE_VERSION = "1"
-CHECK_SKIN = "skin_not_oversharpened"
+CHECK_SHARP = "not_oversharpened"
 
 
 @stage_asset(
     name="k_upscale",
     partitions_def=campaign_partitions,
     extra_checks={
-        CHECK_SKIN: ("over-sharpening guard: skin high-frequency energy within quality.skin_hf_ratio_max", False)
+        CHECK_SHARP: (
+            "skin high-frequency energy and edge halos against a Lanczos reference within quality.skin_hf_ratio_max "
+            "and quality.halo_overshoot_max",
+            False,
+        )
     },
     code_version=CODE_VERSION,
     kinds={"python", "opencv"},
@@ -64,8 +69,8 @@ def k_upscale(
         layers["brand_labels"], _ = run.save(labels, layer=True)
     image, drifted, report, problems = run.correct_brand(image, labels)
     drift_summary, drift_check, drift_extra = run.handoff(source, image, upstream=inpaint_fix)
-    skin_ratio = float(result.metrics.get("skin_hf_ratio_after", 1.0))
-    skin_limit = run.campaign.spec.quality.skin_hf_ratio_max
+    q = run.campaign.spec.quality
+    sharp = oversharpening(image, source)  # measured on the final output, whatever produced it
     uri, sha = run.save(image)
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers, info={"k_level": up.target})
     yield from run.output(
@@ -79,16 +84,19 @@ def k_upscale(
             "brand": report,
             "drift": drift_summary,
             "bridge": bridge_info,
+            "oversharpening": sharp,
         },
         checks=[
             run.brand_check(report),
             CheckOutcome(
-                CHECK_SKIN,
-                passed=skin_ratio <= skin_limit,
+                CHECK_SHARP,
+                passed=sharp["skin_hf_ratio"] <= q.skin_hf_ratio_max
+                and sharp["halo_overshoot"] <= q.halo_overshoot_max,
                 severity=dg.AssetCheckSeverity.WARN,
-                description=f"skin high-frequency energy {skin_ratio:.2f}x Lanczos after the guard (limit "
-                f"{skin_limit}; before the guard {result.metrics.get('skin_hf_ratio_before', 1.0):.2f}x)",
-                metadata={k: v for k, v in result.metrics.items() if k.startswith(("skin", "halo", "softened"))},
+                description=f"skin high-frequency energy {sharp['skin_hf_ratio']:.2f}x Lanczos (limit "
+                f"{q.skin_hf_ratio_max}), edge halo overshoot {sharp['halo_overshoot']:.2f} levels (limit "
+                f"{q.halo_overshoot_max})",
+                metadata=sharp,
             ),
         ],
         blank_problems=problems,

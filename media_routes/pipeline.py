@@ -6,7 +6,7 @@ up in `dagster dev` (same DAGSTER_HOME) with lineage and metadata.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +16,6 @@ from media_routes.defs.jobs import CAMPAIGN_STAGES, FORMAT_STAGES
 from media_routes.defs.partitions import campaign_format_key, campaign_partitions
 from media_routes.defs.stages import STAGE_ASSETS
 from media_routes.spec import STAGES
-
-StageCallback = Callable[[str, str, dg.DagsterEvent], None]
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def kelvin_rgb_gain(kelvin: float, reference_k: float = 6504.0) -> np.ndarray:
     """
 
     def rgb(k: float) -> np.ndarray:
-        xy = colour.temperature.CCT_to_xy_Kang2002(k) if k >= 1667 else colour.CCT_to_xy(k)
+        xy = colour.temperature.CCT_to_xy_Kang2002(k)  # valid 1667-25000 K; the spec allows 2000-12000
         xyz = colour.xy_to_XYZ(xy)
         lin = colour.XYZ_to_RGB(xyz, "sRGB", apply_cctf_encoding=False)
         return np.asarray(lin, dtype=np.float64)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
@@ -110,12 +111,14 @@ def _interior(labels: np.ndarray, i: int) -> np.ndarray:
     return cv2.erode(region, np.ones((3, 3), np.uint8)) > 0
 
 
-def measure(image: np.ndarray, labels: np.ndarray, palette: Palette) -> dict[str, dict[str, float]]:
-    """Per palette colour present: region-mean CIEDE2000 and per-pixel mean / p95 / max."""
+def measure(
+    image: np.ndarray, labels: np.ndarray, palette: Palette, *, per_pixel: bool = True
+) -> dict[str, dict[str, float]]:
+    """Per palette colour present: region-mean CIEDE2000 and (``per_pixel``) per-pixel mean / p95 / max."""
     out: dict[str, dict[str, float]] = {}
     if labels.shape != image.shape[:2]:
         raise ValueError(f"label map {labels.shape} does not match image {image.shape[:2]}")
-    present = [i for i in np.unique(labels) if i > 0]
+    present = [int(i) for i in np.flatnonzero(np.bincount(labels.ravel())) if i > 0]
     if not present:
         return out
     targets = palette.lab()
@@ -125,16 +128,20 @@ def measure(image: np.ndarray, labels: np.ndarray, palette: Palette) -> dict[str
             continue
         lab = srgb_to_lab(image[inside][None, ...])[0].astype(np.float64)
         target = targets[i - 1]
-        per_px = delta_e00(lab, target[None, :])
-        out[palette.names[i - 1]] = {
+        entry: dict[str, Any] = {
             "region_mean_delta_e": round(float(delta_e00(lab.mean(axis=0), target)), 4),
-            "mean": round(float(per_px.mean()), 4),
-            "p95": round(float(np.percentile(per_px, 95)), 4),
-            "max": round(float(per_px.max()), 4),
             "pixels": int(inside.sum()),
             "hex": palette.hexes[i - 1],
             "lab_mean": [round(float(v), 3) for v in lab.mean(axis=0)],
         }
+        if per_pixel:
+            per_px = delta_e00(lab, target[None, :])
+            entry |= {
+                "mean": round(float(per_px.mean()), 4),
+                "p95": round(float(np.percentile(per_px, 95)), 4),
+                "max": round(float(per_px.max()), 4),
+            }
+        out[palette.names[i - 1]] = entry
     return out
 
 

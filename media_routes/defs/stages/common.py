@@ -175,8 +175,10 @@ class StageRun:
     def palette(self) -> brand.Palette:
         return brand.Palette.from_dict(self.campaign.spec.palette)
 
-    def brand_report(self, image: np.ndarray, labels: np.ndarray | None) -> dict[str, dict[str, float]]:
-        return {} if labels is None else brand.measure(image, labels, self.palette)
+    def brand_report(
+        self, image: np.ndarray, labels: np.ndarray | None, *, per_pixel: bool = True
+    ) -> dict[str, dict[str, float]]:
+        return {} if labels is None else brand.measure(image, labels, self.palette, per_pixel=per_pixel)
 
     def brand_check(self, report: dict[str, dict[str, float]], *, frames: int | None = None) -> CheckOutcome:
         limit = self.campaign.spec.quality.brand_delta_e_max

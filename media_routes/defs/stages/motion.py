@@ -84,11 +84,19 @@ def motion(
         )
         frame_stats = gates.FrameStats(fps=m.fps)
         consistency = drift.FrameConsistency(still)
-        reports = []
+        reports: list[dict[str, dict[str, float]]] = []
+        worst_frame: tuple[float, np.ndarray | None, np.ndarray | None] = (-1.0, None, None)
         for frame, frame_labels in zip(decode_frames(tmp), label_stream(), strict=False):
             frame_stats.add(frame)
             consistency.add(frame)
-            reports.append(run.brand_report(frame, frame_labels))
+            # region means for every frame; per-pixel statistics for the worst frame only (below)
+            reports.append(run.brand_report(frame, frame_labels, per_pixel=False))
+            if frame_labels is not None and brand.worst(reports[-1]) > worst_frame[0]:
+                worst_frame = (brand.worst(reports[-1]), frame, frame_labels)
+        if worst_frame[1] is not None:
+            reports[[brand.worst(r) for r in reports].index(worst_frame[0])] = run.brand_report(
+                worst_frame[1], worst_frame[2]
+            )
         return tmp, stats, frame_stats, consistency.summary(), reports
 
     palettes = [run.palette] * n_frames

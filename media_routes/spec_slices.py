@@ -1,0 +1,57 @@
+"""Which part of a campaign spec each stage depends on, hashed, so an edit re-runs only what it touches.
+
+Editing one inpaint fix changes only the ``inpaint_fix`` slice: the campaign sensor then re-runs
+``inpaint_fix`` and what follows, not ``base_composition``. Files the spec refers to (cutouts,
+masks, patches, fonts) are hashed into the slice of the stage that reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from media_routes.spec import STAGES, Campaign, ImageLayer
+
+# Top-level spec fields read by each stage (besides its own route entry). Palette and quality feed
+# the brand-colour map made by the first stage and every check after it, so they sit with stage 1.
+SLICE_FIELDS: dict[str, tuple[str, ...]] = {
+    "base_composition": ("scene", "palette", "seed", "quality"),
+    "lighting_iteration": ("lighting",),
+    "inpaint_fix": ("fixes",),
+    "k_upscale": ("upscale",),
+    "aspect_outpaint": ("outpaint",),
+    "motion": ("motion",),
+}
+
+
+def _files(campaign: Campaign, stage: str) -> list[str]:
+    spec = campaign.spec
+    if stage == "base_composition":
+        files = [layer.source for layer in spec.scene.layers if isinstance(layer, ImageLayer)]
+        if spec.scene.headline and not spec.scene.headline.font.startswith("builtin:"):
+            files.append(spec.scene.headline.font)
+        return files
+    if stage == "inpaint_fix":
+        return [f for fix in spec.fixes for f in (fix.mask.png, fix.patch) if f]
+    return []
+
+
+def stage_slice_hashes(campaign: Campaign) -> dict[str, str]:
+    """A hash per stage of the spec fields and files that stage reads."""
+    data: dict[str, Any] = campaign.spec.model_dump(mode="json")
+    out = {}
+    for stage in STAGES:
+        h = hashlib.sha256()
+        part = {k: data[k] for k in SLICE_FIELDS[stage]} | {"route": data["route"][stage]}
+        h.update(json.dumps(part, sort_keys=True).encode())
+        for rel in sorted(_files(campaign, stage)):
+            h.update(rel.encode())
+            h.update(campaign.resolve(rel).read_bytes())
+        out[stage] = h.hexdigest()[:16]
+    return out
+
+
+def earliest_changed(old: dict[str, str], new: dict[str, str]) -> str | None:
+    """The first stage (pipeline order) whose slice changed, or None."""
+    return next((s for s in STAGES if old.get(s) != new.get(s)), None)

@@ -1,0 +1,120 @@
+"""The campaign folder sensor: new, edited, invalid and deleted specs (issue #6, first part)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from media_routes.defs.resources import CampaignCatalog
+from media_routes.defs.sensors import campaign_folder_sensor
+from media_routes.pipeline import materialize_stages
+
+
+def _tick(instance: dg.DagsterInstance, campaigns_dir: Path, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"campaigns": CampaignCatalog(campaigns_dir=str(campaigns_dir))}
+    )
+    return campaign_folder_sensor(context)
+
+
+def _apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
+    """What the daemon does with a tick's partition requests."""
+    for req in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+
+
+def _requests(result: dg.SensorResult) -> list[tuple[str, str, list[str]]]:
+    return sorted(
+        (r.job_name, r.partition_key, [k.to_user_string() for k in r.asset_selection or []])
+        for r in result.run_requests or []
+    )
+
+
+def _edit(campaigns_dir: Path, cid: str, mutate) -> None:  # type: ignore[no-untyped-def]
+    spec = campaigns_dir / cid / "campaign.yaml"
+    data = yaml.safe_load(spec.read_text())
+    mutate(data)
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+STILLS = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
+
+
+def test_new_specs_become_partitions_then_stills_then_formats(instance, resources, campaigns_dir) -> None:  # type: ignore[no-untyped-def]
+    first = _tick(instance, campaigns_dir, None)
+    assert sorted(first.dynamic_partitions_requests[0].partition_keys) == ["shoe", "tower"]
+    assert _requests(first) == [("campaign_stills", "shoe", STILLS), ("campaign_stills", "tower", STILLS)]
+    _apply(instance, first)
+
+    # nothing new until the stills exist: no format run may read a missing input
+    idle = _tick(instance, campaigns_dir, first.cursor)
+    assert _requests(idle) == []
+    assert materialize_stages(instance, resources, STILLS, "shoe").success
+    ready = _tick(instance, campaigns_dir, idle.cursor)
+    assert _requests(ready) == [
+        ("format_deliverables", "shoe|1x1", ["aspect_outpaint", "motion"]),
+        ("format_deliverables", "shoe|9x16", ["aspect_outpaint", "motion"]),
+    ]
+    assert _requests(_tick(instance, campaigns_dir, ready.cursor)) == []  # requested once
+
+
+def _settled(instance, resources, campaigns_dir) -> str:  # type: ignore[no-untyped-def]
+    """Cursor after both example campaigns were registered and their stills made."""
+    first = _tick(instance, campaigns_dir, None)
+    _apply(instance, first)
+    for cid in ("shoe", "tower"):
+        assert materialize_stages(instance, resources, STILLS, cid).success
+    return _tick(instance, campaigns_dir, first.cursor).cursor  # type: ignore[return-value]
+
+
+def test_editing_a_fix_reruns_from_inpaint_fix_only(instance, resources, campaigns_dir) -> None:  # type: ignore[no-untyped-def]
+    cursor = _settled(instance, resources, campaigns_dir)
+    _edit(campaigns_dir, "shoe", lambda d: d["fixes"][1].__setitem__("feather", 8))
+    result = _tick(instance, campaigns_dir, cursor)
+    assert _requests(result) == [("campaign_stills", "shoe", ["inpaint_fix", "k_upscale"])]  # not the base
+    assert materialize_stages(instance, resources, ["inpaint_fix", "k_upscale"], "shoe").success
+    follow = _tick(instance, campaigns_dir, result.cursor)
+    assert {p for _, p, _ in _requests(follow)} == {"shoe|1x1", "shoe|9x16"}  # then its formats
+
+
+def test_editing_motion_reruns_only_motion_for_each_format(instance, resources, campaigns_dir) -> None:  # type: ignore[no-untyped-def]
+    cursor = _settled(instance, resources, campaigns_dir)
+    _edit(campaigns_dir, "tower", lambda d: d["motion"].__setitem__("camera", "push_in"))
+    _edit(campaigns_dir, "tower", lambda d: d["motion"].__setitem__("strength", 0.2))
+    assert _requests(_tick(instance, campaigns_dir, cursor)) == [("format_deliverables", "tower|16x9", ["motion"])]
+
+
+def test_adding_a_format_runs_only_that_format(instance, resources, campaigns_dir) -> None:  # type: ignore[no-untyped-def]
+    cursor = _settled(instance, resources, campaigns_dir)
+    _edit(campaigns_dir, "tower", lambda d: d.__setitem__("formats", ["16x9", "4x5"]))
+    assert _requests(_tick(instance, campaigns_dir, cursor)) == [
+        ("format_deliverables", "tower|4x5", ["aspect_outpaint", "motion"])
+    ]
+
+
+def test_invalid_spec_is_skipped_and_the_others_go_on(instance, resources, campaigns_dir) -> None:  # type: ignore[no-untyped-def]
+    cursor = _settled(instance, resources, campaigns_dir)
+    _edit(campaigns_dir, "tower", lambda d: d.__setitem__("formats", ["2x1"]))
+    _edit(campaigns_dir, "shoe", lambda d: d["upscale"].__setitem__("detail", 0.3))
+    result = _tick(instance, campaigns_dir, cursor)
+    assert _requests(result) == [("campaign_stills", "shoe", ["k_upscale"])]
+    state = json.loads(result.cursor)  # type: ignore[arg-type]
+    assert "tower" in state and not state["tower"].get("deleted")  # last good state kept
+
+
+def test_deleted_spec_keeps_its_partition_and_is_no_longer_acted_on(instance, resources, campaigns_dir) -> None:  # type: ignore[no-untyped-def]
+    cursor = _settled(instance, resources, campaigns_dir)
+    shutil.rmtree(campaigns_dir / "tower")
+    result = _tick(instance, campaigns_dir, cursor)
+    assert _requests(result) == []
+    assert json.loads(result.cursor)["tower"]["deleted"] is True  # type: ignore[arg-type]
+    assert instance.has_dynamic_partition("campaign", "tower")
+    assert _requests(_tick(instance, campaigns_dir, result.cursor)) == []
+
+
+def test_sensor_runs_by_default() -> None:
+    assert campaign_folder_sensor.default_status == dg.DefaultSensorStatus.RUNNING

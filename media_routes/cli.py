@@ -259,6 +259,36 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    from media_routes import approvals
+    from media_routes.formats import FORMAT_KEYS
+    from media_routes.lineage import latest_record
+
+    if args.format not in FORMAT_KEYS:
+        console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
+        return 1
+    instance = _instance()
+    rec = latest_record(instance, "aspect_outpaint", f"{args.campaign}|{args.format}")
+    if rec is None or rec.asset_materialization is None:
+        console.print(f"[red]no aspect_outpaint still for {args.campaign}|{args.format} yet: nothing to review[/red]")
+        return 1
+    still_hash = str(rec.asset_materialization.metadata["output_hash"].value)
+    decision = approvals.record(
+        instance,
+        args.campaign,
+        args.format,
+        approved=not args.reject,
+        still_hash=still_hash,
+        by=args.by,
+        note=args.note or "",
+    )
+    out.print(
+        f"{args.campaign}|{args.format}: still {still_hash[:12]} {decision['approval']} by {decision['by']}"
+        + (f" ({decision['note']})" if decision["note"] else "")
+    )
+    return 0
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     from media_routes.drift_report import COLUMNS, chain_rows, corrected_drift, first_exceeded, write_html
     from media_routes.formats import FORMAT_KEYS
@@ -352,6 +382,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format")
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_trace)
+
+    ap = sub.add_parser("approve", help="approve (or --reject) a format's still so motion may run")
+    ap.add_argument("campaign")
+    ap.add_argument("format")
+    ap.add_argument("--reject", action="store_true")
+    ap.add_argument("--note")
+    ap.add_argument("--by", help="reviewer (default $MEDIA_ROUTES_REVIEWER or the login name)")
+    ap.set_defaults(func=cmd_approve)
 
     dr = sub.add_parser("drift", help="quality figures along the chain and the stage where drift entered")
     dr.add_argument("campaign")

@@ -7,6 +7,7 @@ import dagster as dg
 from media_routes import settings
 from media_routes.defs.jobs import JOBS
 from media_routes.defs.resources import CampaignCatalog, LocalMediaStore
+from media_routes.defs.review import review_still
 from media_routes.defs.sensors import campaign_folder_sensor
 from media_routes.defs.stages import STAGE_ASSETS
 
@@ -24,7 +25,7 @@ def build_resources(
 def build_definitions(*, campaigns_dir: str | None = None, media_root: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=STAGE_ASSETS,
-        jobs=JOBS,
+        jobs=[*JOBS, review_still],
         sensors=[campaign_folder_sensor],
         resources=build_resources(campaigns_dir=campaigns_dir, media_root=media_root),
     )

@@ -72,5 +72,11 @@ def trace(instance: dg.DagsterInstance, campaign_id: str, formats: list[str] | N
         for partition in partitions:
             record = latest_record(instance, stage, partition)
             if record is not None:
-                rows.append(trace_row(stage, partition, record))
+                row = trace_row(stage, partition, record)
+                if stage == "aspect_outpaint":
+                    from media_routes import approvals
+
+                    campaign, fmt = partition.split("|")
+                    row["approval"] = approvals.latest(instance, campaign, fmt)
+                rows.append(row)
     return rows

@@ -293,6 +293,9 @@ class CampaignSpec(_Model):
     formats: Annotated[list[str], Field(min_length=1)] = ["1x1"]
     outpaint: Outpaint = Outpaint()
     motion: Motion = Motion()
+    approval: Literal["auto", "required"] = Field(
+        "auto", description="'required': motion for a format runs only after its still is approved"
+    )
     quality: Quality = Quality()
 
     @field_validator("id")

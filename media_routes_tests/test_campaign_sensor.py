@@ -118,3 +118,26 @@ def test_deleted_spec_keeps_its_partition_and_is_no_longer_acted_on(instance, re
 
 def test_sensor_runs_by_default() -> None:
     assert campaign_folder_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_approval_required_makes_stills_and_waits_for_approval_before_motion(
+    instance, resources, campaigns_dir
+) -> None:  # type: ignore[no-untyped-def]
+    from media_routes import approvals
+    from media_routes.lineage import trace
+
+    _edit(campaigns_dir, "tower", lambda d: d.__setitem__("approval", "required"))
+    first = _tick(instance, campaigns_dir, None)
+    _apply(instance, first)
+    assert materialize_stages(instance, resources, STILLS, "tower").success
+    ready = _tick(instance, campaigns_dir, first.cursor)
+    assert ("format_deliverables", "tower|16x9", ["aspect_outpaint"]) in _requests(ready)  # no motion yet
+    assert materialize_stages(instance, resources, ["aspect_outpaint"], "tower|16x9").success
+    assert not [r for r in _requests(_tick(instance, campaigns_dir, ready.cursor)) if r[1] == "tower|16x9"]
+
+    still = next(r for r in trace(instance, "tower", ["16x9"]) if r["stage"] == "aspect_outpaint")["output_hash"]
+    approvals.record(instance, "tower", "16x9", approved=True, still_hash=still, by="ana")
+    approved = _tick(instance, campaigns_dir, ready.cursor)
+    assert ("format_deliverables", "tower|16x9", ["motion"]) in _requests(approved)
+    assert materialize_stages(instance, resources, ["motion"], "tower|16x9").success
+    assert not [r for r in _requests(_tick(instance, campaigns_dir, approved.cursor)) if r[1] == "tower|16x9"]

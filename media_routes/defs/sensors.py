@@ -9,7 +9,10 @@ Each tick loads every ``campaigns/<id>/campaign.yaml``:
   ``base_composition``; formats added to the list get their stages 5-6;
 * an **invalid** spec is reported in the sensor's log (file, field, reason) and skipped; the other
   campaigns go on, and its last good state is kept;
-* a **deleted** spec keeps its partition and history, and is no longer acted on.
+* a **deleted** spec keeps its partition and history, and is no longer acted on;
+* with ``approval: required``, only the stills are made; once a still is approved (``media-routes
+  approve`` or the ``review_still`` job) the next tick requests its motion, and again after a new
+  still is approved.
 
 What the sensor has seen lives in its cursor (JSON): per campaign the slice hashes, the formats and
 any format runs waiting for the stills.
@@ -26,9 +29,11 @@ from typing import Any
 
 import dagster as dg
 
+from media_routes import approvals
 from media_routes.defs.jobs import CAMPAIGN_STAGES, FORMAT_STAGES, campaign_stills_job, format_deliverables_job
 from media_routes.defs.partitions import campaign_format_key, campaign_partitions
 from media_routes.defs.resources import CampaignCatalog
+from media_routes.lineage import latest_record
 from media_routes.spec import Campaign, SpecError, load_all
 from media_routes.spec_slices import earliest_changed, stage_slice_hashes
 
@@ -55,8 +60,13 @@ def _campaign_request(cid: str, stages: list[str], reason: str, version: str) ->
 
 
 def _format_requests(
-    cid: str, formats: list[str], stages: list[str], reason: str, version: str
+    cid: str, formats: list[str], stages: list[str], reason: str, version: str, *, approval: str = "auto"
 ) -> list[PlannedRequest]:
+    if approval == "required":
+        # motion waits for a human: only the still is made now; an approval brings motion (plan_tick)
+        stages = [s for s in stages if s != "motion"]
+        if not stages:
+            return []
     return [
         PlannedRequest(
             format_deliverables_job.name,
@@ -76,6 +86,7 @@ def plan_tick(
     *,
     registered: Callable[[str], bool],
     stills_since: Callable[[str, float], bool],
+    approved_without_motion: Callable[[str, str], str | None] = lambda cid, fmt: None,
     now: float,
 ) -> TickPlan:
     """Decide one tick. Pure apart from the two callables (is the partition registered; were the
@@ -115,10 +126,14 @@ def plan_tick(
             if first in FORMAT_STAGES:
                 stages = FORMAT_STAGES[FORMAT_STAGES.index(first) :]
                 kept = [f for f in formats if f not in added]
-                plan.requests += _format_requests(cid, kept, stages, f"spec edit touches {first}", version)
+                plan.requests += _format_requests(
+                    cid, kept, stages, f"spec edit touches {first}", version, approval=campaign.spec.approval
+                )
                 plan.log.append(f"{cid}: spec edit touches {first}; re-running {', '.join(stages)} for {kept}")
             if added:
-                plan.requests += _format_requests(cid, added, FORMAT_STAGES, "format added to the spec", version)
+                plan.requests += _format_requests(
+                    cid, added, FORMAT_STAGES, "format added to the spec", version, approval=campaign.spec.approval
+                )
                 plan.log.append(f"{cid}: format(s) added: {', '.join(added)}")
         entry["hashes"], entry["formats"] = hashes, formats
     # format runs waiting for their campaign's stills
@@ -126,9 +141,29 @@ def plan_tick(
         pending = entry.get("pending")
         if cid in good and pending and stills_since(cid, pending["since"]):
             version = entry["hashes"]["motion"] + entry["hashes"]["base_composition"][:4]
-            plan.requests += _format_requests(cid, pending["formats"], pending["stages"], "stills ready", version)
+            plan.requests += _format_requests(
+                cid, pending["formats"], pending["stages"], "stills ready", version, approval=good[cid].spec.approval
+            )
             plan.log.append(f"{cid}: stills ready; requesting {', '.join(pending['formats'])}")
             entry["pending"] = None
+    # approved stills whose motion has not been made from them yet
+    for cid, campaign in good.items():
+        if campaign.spec.approval != "required":
+            continue
+        for fmt in campaign.spec.formats:
+            still_hash = approved_without_motion(cid, fmt)
+            if still_hash:
+                key = str(campaign_format_key(cid, fmt))
+                plan.requests.append(
+                    PlannedRequest(
+                        format_deliverables_job.name,
+                        key,
+                        ["motion"],
+                        "still approved",
+                        f"{key}:approved:{still_hash[:16]}",
+                    )
+                )
+                plan.log.append(f"{key}: still approved; motion requested")
     # specs that disappeared: keep partitions and history, stop acting on them
     invalid_ids = {Path(p.file).parent.name for exc in bad for p in exc.problems}
     for cid, entry in state.items():
@@ -158,12 +193,29 @@ def campaign_folder_sensor(context: dg.SensorEvaluationContext, campaigns: Campa
         ).records
         return bool(records) and records[0].timestamp > since
 
+    def approved_without_motion(cid: str, fmt: str) -> str | None:
+        """The hash of an approved still that no motion has been made from yet, else None."""
+        key = str(campaign_format_key(cid, fmt))
+        still = latest_record(instance, "aspect_outpaint", key)
+        if still is None or still.asset_materialization is None:
+            return None
+        still_hash = str(still.asset_materialization.metadata["output_hash"].value)
+        if approvals.blocking_reason(instance, cid, fmt, still_hash) is not None:
+            return None
+        made = latest_record(instance, "motion", key)
+        if made is not None and made.asset_materialization is not None:
+            inputs = made.asset_materialization.metadata["input_hashes"].value
+            if inputs.get("aspect_outpaint") == still_hash:  # type: ignore[union-attr]
+                return None
+        return still_hash
+
     plan = plan_tick(
         state,
         good,
         bad,
         registered=lambda cid: instance.has_dynamic_partition(campaign_partitions.name, cid),
         stills_since=stills_since,
+        approved_without_motion=approved_without_motion,
         now=time.time(),
     )
     for line in plan.log:

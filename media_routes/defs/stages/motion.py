@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
+from media_routes import approvals
 from media_routes.defs.partitions import campaign_x_format_partitions
 from media_routes.defs.resources import CampaignCatalog, MediaStore, file_sha256
 from media_routes.defs.stages.common import CHECK_DRIFT, CheckOutcome, StageConfig, begin_stage, stage_asset
@@ -39,6 +40,11 @@ def motion(
 ) -> Iterator[Any]:
     run = begin_stage(context, "motion", CODE_VERSION, config, campaigns, media_store)
     fmt = get_format(str(run.format_key))
+    if run.campaign.spec.approval == "required":
+        reason = approvals.blocking_reason(context.instance, run.campaign.id, fmt.key, aspect_outpaint.sha256)
+        if reason is not None:  # motion is the costliest stage: nothing is spent before approval
+            raise dg.Failure(description=reason, allow_retries=False)
+        context.log.info(f"{run.campaign.id}|{fmt.key}: still approved; rendering motion")
     m = run.campaign.spec.motion
     n_frames = round(m.duration_s * m.fps)
     still = run.load(aspect_outpaint.uri)

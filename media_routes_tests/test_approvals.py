@@ -1,0 +1,95 @@
+"""Approval before motion (issue #6, item 3): motion waits for an approval of exactly its still."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from media_routes import approvals
+from media_routes.cli import main
+from media_routes.defs.review import review_still
+from media_routes.lineage import trace
+from media_routes.pipeline import materialize_stages, register_campaigns
+
+STILLS = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
+
+
+@pytest.fixture
+def required(instance, resources, campaigns_dir: Path) -> str:  # type: ignore[no-untyped-def]
+    spec = campaigns_dir / "tower" / "campaign.yaml"
+    data = yaml.safe_load(spec.read_text())
+    data["approval"] = "required"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    register_campaigns(instance, ["tower"])
+    assert materialize_stages(instance, resources, STILLS, "tower").success
+    assert materialize_stages(instance, resources, ["aspect_outpaint"], "tower|16x9").success
+    return next(r for r in trace(instance, "tower", ["16x9"]) if r["stage"] == "aspect_outpaint")["output_hash"]
+
+
+def _motion(instance, resources) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
+    run = materialize_stages(instance, resources, ["motion"], "tower|16x9", raise_on_error=False)
+    if run.success:
+        return True, ""
+    failure = next(e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.is_step_failure)
+    return False, failure.dagster_event.step_failure_data.error.message  # type: ignore[union-attr]
+
+
+def test_motion_waits_for_approval_then_runs(instance, resources, required: str) -> None:  # type: ignore[no-untyped-def]
+    ok, message = _motion(instance, resources)
+    assert not ok and "waiting for approval" in message and "media-routes approve tower 16x9" in message
+    assert not [r for r in trace(instance, "tower", ["16x9"]) if r["stage"] == "motion"]  # nothing spent
+    approvals.record(instance, "tower", "16x9", approved=True, still_hash=required, by="ana", note="ship it")
+    assert _motion(instance, resources) == (True, "")
+    row = next(r for r in trace(instance, "tower", ["16x9"]) if r["stage"] == "aspect_outpaint")
+    assert row["approval"]["approval"] == "approved" and row["approval"]["by"] == "ana"
+    assert row["approval"]["note"] == "ship it" and row["approval"]["at"]
+
+
+def test_rejection_blocks_motion(instance, resources, required: str) -> None:  # type: ignore[no-untyped-def]
+    approvals.record(instance, "tower", "16x9", approved=False, still_hash=required, by="ben", note="logo too small")
+    ok, message = _motion(instance, resources)
+    assert not ok and "rejected by ben" in message and "logo too small" in message
+
+
+def test_an_approval_covers_only_the_still_that_was_reviewed(instance, resources, required: str) -> None:  # type: ignore[no-untyped-def]
+    approvals.record(instance, "tower", "16x9", approved=True, still_hash=required, by="ana")
+    # the base is re-rolled after the approval (new texture seed), so a new still comes down the chain
+    assert materialize_stages(instance, resources, STILLS, "tower", seeds={"base_composition": 99}).success
+    assert materialize_stages(instance, resources, ["aspect_outpaint"], "tower|16x9").success
+    new = next(r for r in trace(instance, "tower", ["16x9"]) if r["stage"] == "aspect_outpaint")["output_hash"]
+    assert new != required
+    ok, message = _motion(instance, resources)
+    assert not ok and "was for still" in message
+
+
+def test_review_job_records_an_approval_from_the_ui(instance, resources, required: str) -> None:  # type: ignore[no-untyped-def]
+    result = review_still.execute_in_process(
+        run_config={"ops": {"record_review": {"config": {"campaign": "tower", "format": "16x9", "reviewer": "ui"}}}},
+        instance=instance,
+    )
+    assert result.success
+    assert approvals.latest(instance, "tower", "16x9")["still_hash"] == required  # type: ignore[index]
+    assert _motion(instance, resources) == (True, "")
+
+
+def test_auto_approval_needs_nothing(instance, resources) -> None:  # type: ignore[no-untyped-def]
+    register_campaigns(instance, ["tower"])
+    assert materialize_stages(instance, resources, STILLS, "tower").success
+    assert materialize_stages(instance, resources, ["aspect_outpaint", "motion"], "tower|16x9").success
+
+
+def test_cli_approve_without_a_still(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["approve", "tower", "16x9"]) == 1
+    assert "nothing to review" in capsys.readouterr().err
+    assert main(["approve", "tower", "3x2"]) == 1
+
+
+def test_review_job_is_in_the_definitions() -> None:
+    from media_routes.definitions import defs
+
+    assert defs.resolve_job_def("review_still") is not None
+    assert isinstance(review_still, dg.JobDefinition)

@@ -274,7 +274,10 @@ class Route(_Model):
     aspect_outpaint: str = "local"
     motion: str = "local"
 
-    _check = field_validator(*STAGES)(classmethod(lambda cls, v: _provider(v)))
+    @field_validator(*STAGES)
+    @classmethod
+    def _known_provider(cls, v: str) -> str:
+        return _provider(v)
 
     def provider_for(self, stage: str) -> str:
         return str(getattr(self, stage))

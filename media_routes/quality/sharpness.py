@@ -22,17 +22,18 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 STRIP = 512  # output rows per strip: memory stays bounded at 4K
 
 
-def oversharpening(output: np.ndarray, source: np.ndarray) -> dict[str, float]:
+def oversharpening(output: np.ndarray, source: np.ndarray, reference: np.ndarray | None = None) -> dict[str, float]:
     """Skin high-frequency ratio and edge halo overshoot of ``output`` against Lanczos(``source``).
 
     Processed in horizontal strips with overlapping margins so a 4K frame needs tens of MB, not GBs.
+    ``reference`` is the Lanczos upscale of ``source`` to the output size, when the caller has it.
     """
     h, w = output.shape[:2]
     factor = max(1.0, w / source.shape[1])
     sigma = max(1.0, 0.75 * factor)
     wide = 4.0 * sigma
     margin = int(3 * wide) + 16
-    ref_full = cv2.resize(source, (w, h), interpolation=cv2.INTER_LANCZOS4)
+    ref_full = reference if reference is not None else cv2.resize(source, (w, h), interpolation=cv2.INTER_LANCZOS4)
     k = np.ones((3, 3), np.uint8)
     skin_e_out = skin_e_ref = 0.0
     skin_n = edge_n = 0

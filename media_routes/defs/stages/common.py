@@ -251,13 +251,7 @@ class StageRun:
             problems.append(f"deep-shadow chroma kept {s['shadow_chroma_retention']:.2f} < {q.shadow_chroma_min}")
         if not grade and s["ssim_outside"] is not None and s["ssim_outside"] < q.ssim_outside_min:
             problems.append(f"SSIM outside the allowed region {s['ssim_outside']:.3f} < {q.ssim_outside_min}")
-        check = CheckOutcome(
-            CHECK_DRIFT,
-            passed=not problems,
-            severity=dg.AssetCheckSeverity.WARN,
-            description="; ".join(problems) or "hand-off drift within thresholds",
-            metadata=summary,
-        )
+        check = warn_check(CHECK_DRIFT, problems, "hand-off drift within thresholds", summary)
         extra = {
             "drift_heatmap": dg.MetadataValue.md(drift_heatmap_md(heat)),
             "drift_heatmap_path": heat_uri,
@@ -374,6 +368,17 @@ def begin_stage(
         seed_source=seed_source,
         store=media_store,
         started=started,
+    )
+
+
+def warn_check(name: str, problems: list[str], ok: str, metadata: dict[str, Any]) -> CheckOutcome:
+    """A WARN check that fails with the listed problems (passes with ``ok`` when there are none)."""
+    return CheckOutcome(
+        name,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(problems) or ok,
+        metadata=metadata,
     )
 
 

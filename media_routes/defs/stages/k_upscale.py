@@ -60,9 +60,8 @@ def k_upscale(
     layers: dict[str, str] = run.carried(inpaint_fix)
     if result.subject_mask is not None:
         layers["subject_mask"], _ = run.save(result.subject_mask, layer=True)
-    image, bridge_info = run.bridge_if_drifted(
-        result.image, cv2.resize(source, (w, h), interpolation=cv2.INTER_LANCZOS4)
-    )
+    lanczos = cv2.resize(source, (w, h), interpolation=cv2.INTER_LANCZOS4)  # reference for bridge and guard
+    image, bridge_info = run.bridge_if_drifted(result.image, lanczos)
     labels = run.load_layer(inpaint_fix, "brand_labels")
     if labels is not None:
         labels = brand.resize_labels(labels, (w, h))
@@ -70,7 +69,7 @@ def k_upscale(
     image, drifted, report, problems = run.correct_brand(image, labels)
     drift_summary, drift_check, drift_extra = run.handoff(source, image, upstream=inpaint_fix)
     q = run.campaign.spec.quality
-    sharp = oversharpening(image, source)  # measured on the final output, whatever produced it
+    sharp = oversharpening(image, source, lanczos)  # measured on the final output, whatever produced it
     uri, sha = run.save(image)
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers, info={"k_level": up.target})
     yield from run.output(

@@ -9,7 +9,7 @@ import numpy as np
 from media_routes import approvals
 from media_routes.defs.partitions import campaign_x_format_partitions
 from media_routes.defs.resources import CampaignCatalog, MediaStore, file_sha256
-from media_routes.defs.stages.common import CHECK_DRIFT, CheckOutcome, StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.common import CHECK_DRIFT, StageConfig, begin_stage, stage_asset, warn_check
 from media_routes.engine.motion import decode_frames, encode_mp4, label_frames, probe_mp4, render_frames
 from media_routes.formats import get_format
 from media_routes.lib.media import MediaRef
@@ -145,12 +145,8 @@ def motion(
         motion_problems.append(
             f"colour drift vs the still {consistency['style_drift_max']:.1f} > {q.drift_delta_e_warn}"
         )
-    drift_check = CheckOutcome(
-        CHECK_DRIFT,
-        passed=not motion_problems,
-        severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(motion_problems) or "frames consistent with each other and with the still",
-        metadata=consistency,
+    drift_check = warn_check(
+        CHECK_DRIFT, motion_problems, "frames consistent with each other and with the still", consistency
     )
     per_frame = [brand.worst(r) for r in reports]
     worst_report = max(reports, key=brand.worst, default={})

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from media_routes import settings
+from media_routes.defs.automation import automation_sensor, with_automation
 from media_routes.defs.jobs import JOBS
 from media_routes.defs.resources import CampaignCatalog, LocalMediaStore
 from media_routes.defs.review import review_still
+from media_routes.defs.schedules import campaign_refresh_schedule
 from media_routes.defs.sensors import campaign_folder_sensor
 from media_routes.defs.stages import STAGE_ASSETS
 
@@ -23,11 +25,13 @@ def build_resources(
 
 
 def build_definitions(*, campaigns_dir: str | None = None, media_root: str | None = None) -> dg.Definitions:
+    resources = build_resources(campaigns_dir=campaigns_dir, media_root=media_root)
     return dg.Definitions(
-        assets=STAGE_ASSETS,
+        assets=with_automation(STAGE_ASSETS, resources["campaigns"].campaigns_dir),  # type: ignore[attr-defined]
         jobs=[*JOBS, review_still],
-        sensors=[campaign_folder_sensor],
-        resources=build_resources(campaigns_dir=campaigns_dir, media_root=media_root),
+        schedules=[campaign_refresh_schedule],
+        sensors=[campaign_folder_sensor, automation_sensor],
+        resources=resources,
     )
 
 

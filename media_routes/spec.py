@@ -216,6 +216,38 @@ class Motion(_Model):
     crf: Annotated[int, Field(ge=0, le=51)] = 20
 
 
+class Refresh(_Model):
+    """A scheduled refresh of the campaign (the ``campaign_refresh`` schedule, docs/operations.md)."""
+
+    cron: str = Field(description="cron expression, e.g. '0 6 * * 1' for Mondays at 06:00")
+    timezone: str = Field("UTC", description="IANA time zone the cron expression is read in")
+    new_seed: bool = Field(
+        False,
+        description="re-roll base_composition with a seed derived from the tick time (fresh variations); "
+        "false: re-make the stills from the spec as it is (picks up edited source files)",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(v):
+            raise ValueError(f"{v!r} is not a valid cron expression (five fields: minute hour day month weekday)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'Europe/Paris')") from None
+        return v
+
+
 class Quality(_Model):
     """Thresholds of the quality gates (see docs/quality.md)."""
 
@@ -300,6 +332,7 @@ class CampaignSpec(_Model):
         "auto", description="'required': motion for a format runs only after its still is approved"
     )
     quality: Quality = Quality()
+    refresh: Refresh | None = Field(None, description="optional scheduled refresh of the stills (cron)")
 
     @field_validator("id")
     @classmethod

@@ -21,7 +21,7 @@ from media_routes.lib.imaging import (
 )
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand, drift, gates
-from media_routes.spec import Campaign
+from media_routes.spec import Campaign, SpecError
 
 GROUP = "media_pipeline"
 OWNERS = ["team:creative-ops"]
@@ -93,6 +93,16 @@ COMMON_CHECKS: dict[str, tuple[str, bool]] = {
 }
 
 
+# Pool of the local engine's steps: CPU-bound image work, limited per instance in dagster.yaml
+# (concurrency.pools). Hosted providers get a pool each with the routing work (issue #3).
+LOCAL_ENGINE_POOL = "local_engine"
+
+# Transient failures (a full disk, a lost file handle, a killed subprocess) are retried with backoff and
+# jitter; failures that cannot change on a retry (invalid spec, missing approval, no adapter) are raised
+# as ``dg.Failure(allow_retries=False)`` and fail at once.
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
 def stage_asset(
     *,
     name: str,
@@ -109,6 +119,8 @@ def stage_asset(
     checks = COMMON_CHECKS | (extra_checks or {})
     return dg.asset(
         name=name,
+        pool=LOCAL_ENGINE_POOL,
+        retry_policy=TRANSIENT_RETRY,
         group_name=GROUP,
         owners=OWNERS,
         partitions_def=partitions_def,
@@ -356,7 +368,10 @@ def begin_stage(
         campaign_id, format_key = key.keys_by_dimension["campaign"], key.keys_by_dimension["format"]
     else:
         campaign_id, format_key = str(key), None
-    campaign = campaigns.load(campaign_id)
+    try:
+        campaign = campaigns.load(campaign_id)
+    except SpecError as exc:  # an edit broke the spec: retrying cannot help
+        raise dg.Failure(description=f"{stage}: campaign spec is invalid\n{exc}", allow_retries=False) from exc
     seed, seed_source = effective_seed(config, campaign)
     return StageRun(
         context=context,

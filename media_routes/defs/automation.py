@@ -1,0 +1,113 @@
+"""Declarative automation: each stage follows its inputs, and only where the campaign wants it.
+
+* ``lighting_iteration``, ``inpaint_fix`` and ``k_upscale`` are ``eager()``: when their input gets
+  a new materialization (a refresh, a re-roll of one stage from the UI, a spec edit run by the
+  campaign sensor), they re-run for that campaign. Updates made in the same run are ignored, so a
+  run that already covers the chain is not repeated.
+* ``aspect_outpaint`` and ``motion`` are ``eager()`` narrowed by :class:`WantedByCampaign`: the
+  format must be listed in the campaign's spec (the format dimension is static, but a campaign
+  delivers only its own formats); ``motion`` also needs ``approval: auto`` or an approval of exactly
+  the current still. A format waiting for approval stays pending and runs on the first tick after
+  ``media-routes approve`` (or the ``review_still`` job) records the approval.
+
+Those conditions read the campaign specs, which is Python the daemon cannot run, so the sensor that
+evaluates them runs in the code location (``use_user_code_server=True``) and is RUNNING by default:
+nothing has to be switched on in the UI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from media_routes import approvals
+from media_routes.lineage import latest_record
+from media_routes.spec import load_all
+
+
+def _still_may_move(instance: dg.DagsterInstance, campaign: str, fmt: str, key: str) -> bool:
+    still = latest_record(instance, "aspect_outpaint", key)
+    if still is None or still.asset_materialization is None:
+        return False
+    still_hash = str(still.asset_materialization.metadata["output_hash"].value)
+    return approvals.blocking_reason(instance, campaign, fmt, still_hash) is None
+
+
+class WantedByCampaign(dg.AutomationCondition):
+    """True for the campaign x format partitions the campaign's spec asks for.
+
+    With ``motion=True`` also requires that the still may go to motion: the campaign's approval is
+    ``auto``, or the latest ``aspect_outpaint`` still of that partition is approved.
+    """
+
+    def __init__(self, campaigns_dir: str, motion: bool = False) -> None:
+        self.campaigns_dir = campaigns_dir
+        self.motion = motion
+        super().__init__()
+
+    @property
+    def name(self) -> str:
+        return "approved_and_in_campaign_spec" if self.motion else "format_in_campaign_spec"
+
+    @property
+    def description(self) -> str:
+        return "format listed in the campaign spec" + (" and still approved (if required)" if self.motion else "")
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:  # type: ignore[override]
+        candidates = context.candidate_subset
+        if candidates.is_empty:
+            return dg.AutomationResult(context, true_subset=candidates)
+        good, _ = load_all(Path(self.campaigns_dir))
+        instance = context.asset_graph_view.instance
+        wanted = set()
+        for key in candidates.expensively_compute_partition_keys():
+            cid, fmt = _split(key)
+            campaign = good.get(cid)
+            if campaign is None or fmt not in campaign.spec.formats:
+                continue
+            if self.motion and campaign.spec.approval == "required" and not _still_may_move(instance, cid, fmt, key):
+                continue
+            wanted.add(key)
+        return dg.AutomationResult(context, true_subset=candidates.compute_intersection_with_partition_keys(wanted))
+
+
+def _split(key: str) -> tuple[str, str]:
+    """'campaign|format' (dimensions in alphabetical order of their names)."""
+    campaign, fmt = key.split("|", 1)
+    return campaign, fmt
+
+
+def stage_conditions(campaigns_dir: str) -> dict[str, dg.AutomationCondition | None]:
+    """The automation condition of each stage; the root is driven by the sensor and the schedule."""
+    eager = dg.AutomationCondition.eager()
+    return {
+        "base_composition": None,
+        "lighting_iteration": eager,
+        "inpaint_fix": eager,
+        "k_upscale": eager,
+        "aspect_outpaint": (eager & WantedByCampaign(campaigns_dir)).with_label("eager, formats of the spec"),
+        "motion": (eager & WantedByCampaign(campaigns_dir, motion=True)).with_label(
+            "eager, formats of the spec, approved"
+        ),
+    }
+
+
+def with_automation(assets: list[dg.AssetsDefinition], campaigns_dir: str) -> list[dg.AssetsDefinition]:
+    """The stage assets with their automation conditions, reading specs from ``campaigns_dir``."""
+    conditions = stage_conditions(campaigns_dir)
+    return [
+        a.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=conditions[spec.key.path[-1]]))
+        for a in assets
+    ]
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "stage_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    use_user_code_server=True,
+    description="Evaluates the stages' automation conditions: each stage follows its inputs; formats only "
+    "where the campaign lists them; motion only after approval where the campaign requires it.",
+)

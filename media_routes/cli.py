@@ -133,6 +133,7 @@ def _execute(instance, resources, plan, *, seeds=None, tags=None, label: str = "
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from media_routes.defs.campaign_specs import observe_campaign
     from media_routes.pipeline import plan_runs, register_campaigns
 
     campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
@@ -153,6 +154,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     new = register_campaigns(instance, list(good))
     if new:
         console.print(f"registered campaign partitions: {', '.join(new)}")
+    for campaign in good.values():
+        # record the spec slices being rendered, so a daemon started later sees nothing to re-run
+        observe_campaign(instance, campaign, source="media-routes demo")
     started = time.perf_counter()
     failed = False
     for cid, campaign in good.items():

@@ -6,6 +6,7 @@ import dagster as dg
 
 from media_routes import settings
 from media_routes.defs.automation import automation_sensor, with_automation
+from media_routes.defs.campaign_specs import SPEC_SLICE_ASSETS
 from media_routes.defs.jobs import JOBS
 from media_routes.defs.resources import CampaignCatalog, LocalMediaStore
 from media_routes.defs.review import review_still
@@ -27,7 +28,10 @@ def build_resources(
 def build_definitions(*, campaigns_dir: str | None = None, media_root: str | None = None) -> dg.Definitions:
     resources = build_resources(campaigns_dir=campaigns_dir, media_root=media_root)
     return dg.Definitions(
-        assets=with_automation(STAGE_ASSETS, resources["campaigns"].campaigns_dir),  # type: ignore[attr-defined]
+        assets=[
+            *SPEC_SLICE_ASSETS,
+            *with_automation(STAGE_ASSETS, resources["campaigns"].campaigns_dir),  # type: ignore[attr-defined]
+        ],
         jobs=[*JOBS, review_still],
         schedules=[campaign_refresh_schedule],
         sensors=[campaign_folder_sensor, automation_sensor],

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from media_routes.defs.campaign_specs import SPEC_SLICE_ASSETS
 from media_routes.defs.jobs import CAMPAIGN_STAGES, FORMAT_STAGES
 from media_routes.defs.partitions import campaign_format_key, campaign_partitions
 from media_routes.defs.stages import STAGE_ASSETS
@@ -63,7 +64,7 @@ def materialize_stages(
     if len(mixed) > 1:
         raise ValueError(f"cannot mix campaign and campaign x format stages in one run: {stages}")
     result = dg.materialize(
-        assets=STAGE_ASSETS,
+        assets=[*SPEC_SLICE_ASSETS, *STAGE_ASSETS],
         selection=stages,
         partition_key=str(partition_key),
         instance=instance,

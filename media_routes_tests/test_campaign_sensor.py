@@ -23,16 +23,19 @@ def _tick(instance: dg.DagsterInstance, campaigns_dir: Path, cursor: str | None)
 
 
 def _apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
-    """What the daemon does with a tick's partition requests."""
+    """What the daemon does with a tick's spec observations and partition requests."""
+    for event in result.asset_events or []:
+        instance.report_runless_asset_event(event)
     for req in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
 
 
-def _requests(result: dg.SensorResult) -> list[tuple[str, str, list[str]]]:
-    return sorted(
-        (r.job_name, r.partition_key, [k.to_user_string() for k in r.asset_selection or []])
-        for r in result.run_requests or []
-    )
+def _observed(result: dg.SensorResult) -> dict[str, list[str]]:
+    """Campaign -> the stages whose spec slice the tick observed as changed."""
+    out: dict[str, list[str]] = {}
+    for event in result.asset_events or []:
+        out.setdefault(str(event.partition), []).append(event.asset_key.path[-1])
+    return out
 
 
 class Automation:
@@ -65,28 +68,34 @@ def _edit(campaigns_dir: Path, cid: str, mutate) -> None:  # type: ignore[no-unt
 STILLS = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
 
 
+ALL = [*STILLS, "aspect_outpaint", "motion"]
+
+
 def test_new_specs_become_partitions_then_stills_then_formats(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
+    assert automation.tick() == {}  # the daemon's first evaluation, before anything happened
     first = _tick(instance, campaigns_dir, None)
     assert sorted(first.dynamic_partitions_requests[0].partition_keys) == ["shoe", "tower"]
-    assert _requests(first) == [("campaign_stills", "shoe", STILLS), ("campaign_stills", "tower", STILLS)]
+    assert _observed(first) == {"shoe": ALL, "tower": ALL}  # every slice of a new spec
+    assert not first.run_requests  # the sensor launches nothing itself
     _apply(instance, first)
 
-    # nothing new until the stills exist: no format run may read a missing input
-    assert automation.tick() == {}
-    assert _requests(_tick(instance, campaigns_dir, first.cursor)) == []
+    # the stills in one run per campaign; no format run may read a missing input yet
+    assert automation.tick() == {stage: ["shoe", "tower"] for stage in STILLS}
     assert materialize_stages(instance, resources, STILLS, "shoe").success
     # then exactly the formats the spec lists (not 4x5 or 16x9), stills not repeated
     assert automation.tick() == {"aspect_outpaint": ["shoe|1x1", "shoe|9x16"], "motion": ["shoe|1x1", "shoe|9x16"]}
     assert automation.tick() == {}  # requested once
+    assert _observed(_tick(instance, campaigns_dir, first.cursor)) == {}  # nothing changed
 
 
 def _settled(instance, resources, campaigns_dir, automation: Automation) -> str:  # type: ignore[no-untyped-def]
     """Sensor cursor after both example campaigns were registered and their stills made; the
     automation has seen the stills (and requested their formats, which are not made here)."""
+    automation.tick()
     first = _tick(instance, campaigns_dir, None)
     _apply(instance, first)
-    automation.tick()
+    assert set(automation.tick()) == set(STILLS)
     for cid in ("shoe", "tower"):
         assert materialize_stages(instance, resources, STILLS, cid).success
     assert set(automation.tick()) == {"aspect_outpaint", "motion"}
@@ -94,14 +103,34 @@ def _settled(instance, resources, campaigns_dir, automation: Automation) -> str:
     return _tick(instance, campaigns_dir, first.cursor).cursor  # type: ignore[return-value]
 
 
+def _stale(instance: dg.DagsterInstance, campaigns_dir: Path, media_root: Path) -> dict[str, str]:
+    """Stage -> its campaign 'shoe' partition's stale status, as the UI shows it."""
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    defs = build_definitions(campaigns_dir=str(campaigns_dir), media_root=str(media_root))
+    resolver = get_stale_status_resolver(instance, list(defs.resolve_asset_graph().assets_defs))
+    return {s: resolver.get_status(dg.AssetKey(s), "shoe").value for s in STILLS}
+
+
 def test_editing_a_fix_reruns_from_inpaint_fix_only(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
     cursor = _settled(instance, resources, campaigns_dir, automation)
+    assert set(_stale(instance, campaigns_dir, tmp_path / "media").values()) == {"FRESH"}
     _edit(campaigns_dir, "shoe", lambda d: d["fixes"][1].__setitem__("feather", 8))
     result = _tick(instance, campaigns_dir, cursor)
-    assert _requests(result) == [("campaign_stills", "shoe", ["inpaint_fix", "k_upscale"])]  # not the base
+    assert _observed(result) == {"shoe": ["inpaint_fix"]}  # not the base
+    _apply(instance, result)
+    # Dagster's own staleness sees the edit: inpaint_fix is stale, the stages before it are not
+    stale = _stale(instance, campaigns_dir, tmp_path / "media")
+    assert stale == {
+        "base_composition": "FRESH",
+        "lighting_iteration": "FRESH",
+        "inpaint_fix": "STALE",
+        "k_upscale": "FRESH",
+    }
+    assert automation.tick() == {"inpaint_fix": ["shoe"], "k_upscale": ["shoe"]}
     assert materialize_stages(instance, resources, ["inpaint_fix", "k_upscale"], "shoe").success
-    follow = automation.tick()  # then its formats, through automation
+    follow = automation.tick()  # then its formats
     assert follow == {"aspect_outpaint": ["shoe|1x1", "shoe|9x16"], "motion": ["shoe|1x1", "shoe|9x16"]}
 
 
@@ -117,17 +146,24 @@ def test_a_stage_rerolled_alone_is_followed_by_its_descendants(instance, resourc
 
 
 def test_editing_motion_reruns_only_motion_for_each_format(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    cursor = _settled(instance, resources, campaigns_dir, Automation(instance, campaigns_dir, tmp_path / "media"))
+    automation = Automation(instance, campaigns_dir, tmp_path / "media")
+    cursor = _settled(instance, resources, campaigns_dir, automation)
+    assert materialize_stages(instance, resources, ["aspect_outpaint", "motion"], "tower|16x9").success
+    assert automation.tick() == {}
     _edit(campaigns_dir, "tower", lambda d: d["motion"].__setitem__("camera", "push_in"))
     _edit(campaigns_dir, "tower", lambda d: d["motion"].__setitem__("strength", 0.2))
-    assert _requests(_tick(instance, campaigns_dir, cursor)) == [("format_deliverables", "tower|16x9", ["motion"])]
+    result = _tick(instance, campaigns_dir, cursor)
+    assert _observed(result) == {"tower": ["motion"]}
+    _apply(instance, result)
+    assert automation.tick() == {"motion": ["tower|16x9"]}
 
 
 def test_adding_a_format_runs_only_that_format(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
     cursor = _settled(instance, resources, campaigns_dir, automation)
     _edit(campaigns_dir, "tower", lambda d: d.__setitem__("formats", ["16x9", "4x5"]))
-    assert _requests(_tick(instance, campaigns_dir, cursor)) == []  # the sensor leaves it to automation
+    result = _tick(instance, campaigns_dir, cursor)
+    assert _observed(result) == {}  # no stage's slice changed
     assert automation.tick() == {"aspect_outpaint": ["tower|4x5"], "motion": ["tower|4x5"]}
 
 
@@ -136,7 +172,7 @@ def test_invalid_spec_is_skipped_and_the_others_go_on(instance, resources, campa
     _edit(campaigns_dir, "tower", lambda d: d.__setitem__("formats", ["2x1"]))
     _edit(campaigns_dir, "shoe", lambda d: d["upscale"].__setitem__("detail", 0.3))
     result = _tick(instance, campaigns_dir, cursor)
-    assert _requests(result) == [("campaign_stills", "shoe", ["k_upscale"])]
+    assert _observed(result) == {"shoe": ["k_upscale"]}
     state = json.loads(result.cursor)  # type: ignore[arg-type]
     assert "tower" in state and not state["tower"].get("deleted")  # last good state kept
 
@@ -147,10 +183,17 @@ def test_deleted_spec_keeps_its_partition_and_is_no_longer_acted_on(
     cursor = _settled(instance, resources, campaigns_dir, Automation(instance, campaigns_dir, tmp_path / "media"))
     shutil.rmtree(campaigns_dir / "tower")
     result = _tick(instance, campaigns_dir, cursor)
-    assert _requests(result) == []
+    assert _observed(result) == {}
     assert json.loads(result.cursor)["tower"]["deleted"] is True  # type: ignore[arg-type]
     assert instance.has_dynamic_partition("campaign", "tower")
-    assert _requests(_tick(instance, campaigns_dir, result.cursor)) == []
+    assert _observed(_tick(instance, campaigns_dir, result.cursor)) == {}
+
+
+def test_a_lost_cursor_reruns_nothing(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    automation = Automation(instance, campaigns_dir, tmp_path / "media")
+    _settled(instance, resources, campaigns_dir, automation)
+    again = _tick(instance, campaigns_dir, None)  # e.g. the sensor was reset
+    assert _observed(again) == {} and not again.dynamic_partitions_requests
 
 
 def test_sensor_runs_by_default() -> None:
@@ -173,9 +216,10 @@ def test_approval_required_makes_stills_and_waits_for_approval_before_motion(
 
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
     _edit(campaigns_dir, "tower", lambda d: d.__setitem__("approval", "required"))
+    automation.tick()
     first = _tick(instance, campaigns_dir, None)
     _apply(instance, first)
-    automation.tick()
+    assert automation.tick() == {stage: ["shoe", "tower"] for stage in STILLS}
     assert materialize_stages(instance, resources, STILLS, "tower").success
     assert automation.tick() == {"aspect_outpaint": ["tower|16x9"]}  # the still, no motion yet
     assert materialize_stages(instance, resources, ["aspect_outpaint"], "tower|16x9").success

@@ -48,6 +48,17 @@ def test_demo_trace_reroll(home: Path, campaigns_dir: Path, tmp_path: Path, caps
     assert (out_dir / "tower" / "contact_sheet.png").is_file()
     capsys.readouterr()
 
+    # a daemon started afterwards finds the spec already recorded: its sensor has nothing to re-run
+    import dagster as dg
+
+    from media_routes.defs.campaign_specs import last_observed
+    from media_routes.spec import load_campaign
+    from media_routes.spec_slices import stage_slice_hashes
+
+    with dg.DagsterInstance.get() as instance:
+        tower = load_campaign(campaigns_dir / "tower" / "campaign.yaml")
+        assert {s: last_observed(instance, "tower", s) for s in stage_slice_hashes(tower)} == stage_slice_hashes(tower)
+
     assert main(["trace", "tower", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["stage"] for r in rows] == [

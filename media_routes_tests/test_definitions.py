@@ -18,8 +18,15 @@ def test_definitions_load() -> None:
 def test_asset_specs() -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == set(STAGES)
+    assert keys == set(STAGES) | {f"campaign_spec/{s}" for s in STAGES}
     for stage in STAGES:
+        # each stage reads its own slice of the spec, and the stage before it
+        spec = graph.get(dg.AssetKey(["campaign_spec", stage]))
+        assert spec.is_observable and spec.partitions_def == campaign_partitions
+        assert spec.group_name == "campaign_specs"
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(stage)).parent_keys}
+        previous = {STAGES[STAGES.index(stage) - 1]} if stage != STAGES[0] else set()
+        assert parents == {f"campaign_spec/{stage}"} | previous, stage
         node = graph.get(dg.AssetKey(stage))
         assert node.group_name == "media_pipeline"
         assert node.code_version, stage

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from media_routes.definitions import build_definitions
+from media_routes.defs.campaign_specs import observe_campaign
 from media_routes.defs.resources import CampaignCatalog
 from media_routes.defs.schedules import campaign_refresh_schedule, plan_refreshes, refresh_seed
 from media_routes.lineage import latest_record
@@ -71,6 +72,8 @@ def test_a_bad_refresh_is_a_spec_error(campaigns_dir: Path, refresh: dict, reaso
 def test_the_schedule_runs_a_refresh_and_the_formats_follow(weekly: Path, instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     defs = build_definitions(campaigns_dir=str(weekly), media_root=str(tmp_path / "media"))
     instance.add_dynamic_partitions("campaign", ["shoe", "tower"])
+    for cid in ("shoe", "tower"):  # what the campaign folder sensor records when it registers them
+        observe_campaign(instance, load_campaign(weekly / cid / "campaign.yaml"), source="test")
     context = dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=MONDAY_6_PARIS,

@@ -1,9 +1,10 @@
 """Declarative automation: each stage follows its inputs, and only where the campaign wants it.
 
-* ``lighting_iteration``, ``inpaint_fix`` and ``k_upscale`` are ``eager()``: when their input gets
-  a new materialization (a refresh, a re-roll of one stage from the UI, a spec edit run by the
-  campaign sensor), they re-run for that campaign. Updates made in the same run are ignored, so a
-  run that already covers the chain is not repeated.
+* stages 1-4 are ``eager()``: when an input gets a new materialization (a refresh, a re-roll of one
+  stage from the UI) or their slice of the spec a new observation (a new or edited spec, see
+  :mod:`media_routes.defs.campaign_specs`), they re-run for that campaign, together with what
+  follows them in one run. Updates made in the same run are ignored, so a run that already covers
+  the chain is not repeated.
 * ``aspect_outpaint`` and ``motion`` are ``eager()`` narrowed by :class:`WantedByCampaign`: the
   format must be listed in the campaign's spec (the format dimension is static, but a campaign
   delivers only its own formats); ``motion`` also needs ``approval: auto`` or an approval of exactly
@@ -79,10 +80,11 @@ def _split(key: str) -> tuple[str, str]:
 
 
 def stage_conditions(campaigns_dir: str) -> dict[str, dg.AutomationCondition | None]:
-    """The automation condition of each stage; the root is driven by the sensor and the schedule."""
+    """The automation condition of each stage. A stage's inputs are the stage before it and its own
+    slice of the spec (``campaign_spec/<stage>``, observed by the campaign folder sensor)."""
     eager = dg.AutomationCondition.eager()
     return {
-        "base_composition": None,
+        "base_composition": eager,
         "lighting_iteration": eager,
         "inpaint_fix": eager,
         "k_upscale": eager,

@@ -11,6 +11,7 @@ import cv2
 import dagster as dg
 import numpy as np
 
+from media_routes.defs.campaign_specs import slice_key
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.lib.imaging import (
     decode_png,
@@ -21,7 +22,7 @@ from media_routes.lib.imaging import (
 )
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand, drift, gates
-from media_routes.spec import Campaign, SpecError
+from media_routes.spec import Campaign
 
 GROUP = "media_pipeline"
 OWNERS = ["team:creative-ops"]
@@ -119,6 +120,7 @@ def stage_asset(
     checks = COMMON_CHECKS | (extra_checks or {})
     return dg.asset(
         name=name,
+        deps=[slice_key(name)],  # its slice of the campaign spec: an edit there makes this stage stale
         pool=LOCAL_ENGINE_POOL,
         retry_policy=TRANSIENT_RETRY,
         group_name=GROUP,
@@ -368,10 +370,7 @@ def begin_stage(
         campaign_id, format_key = key.keys_by_dimension["campaign"], key.keys_by_dimension["format"]
     else:
         campaign_id, format_key = str(key), None
-    try:
-        campaign = campaigns.load(campaign_id)
-    except SpecError as exc:  # an edit broke the spec: retrying cannot help
-        raise dg.Failure(description=f"{stage}: campaign spec is invalid\n{exc}", allow_retries=False) from exc
+    campaign = campaigns.load(campaign_id)  # dg.Failure(allow_retries=False) on an invalid spec
     seed, seed_source = effective_seed(config, campaign)
     return StageRun(
         context=context,

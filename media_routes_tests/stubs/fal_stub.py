@@ -1,0 +1,702 @@
+"""A stub of the fal.ai queue API on 127.0.0.1, plus a second listener standing in for the ``fal.media`` CDN.
+
+Standard library only (``ThreadingHTTPServer`` in background threads, port 0), images with Pillow. Shapes
+follow shared/reference/provider-contracts.md sections 4 and 6:
+
+- ``POST /{endpoint_id}`` (the raw model input as body) answers ``{request_id, response_url, status_url,
+  cancel_url, queue_position}``. The returned URLs drop the endpoint subpath (``owner/alias/requests/{id}``)
+  and, with ``url_prefix``, sit under an extra path prefix: only the URLs handed out are served, a rebuilt
+  ``.../requests/{id}`` path gets 405 (the contract's gotcha), anything else 404.
+- ``GET status_url`` goes ``IN_QUEUE`` (``queue_polls`` times) -> ``IN_PROGRESS`` (``progress_polls``) ->
+  ``COMPLETED``; ``logs`` is always present (the official client indexes it), filled when ``?logs=1``.
+- ``GET response_url``: the output JSON, or the failed request's error status and body.
+- ``PUT cancel_url``: 202 ``{"status": "CANCELLATION_REQUESTED"}`` or 400 ``{"status": "ALREADY_COMPLETED"}``
+  (these bodies are from fal's docs, not the contract).
+- Auth: ``Authorization: Key <key>``; missing or wrong -> 401 ``{"detail": ...}``. Unknown endpoint -> 404.
+  Bad input -> 422 ``{"detail": [{loc, msg, type}]}``: missing/unknown fields, wrong types, enums, undecodable
+  data URIs (the stub accepts only ``data:`` URIs for ``*_url`` inputs; it cannot fetch URLs).
+- Outputs are deterministic PNGs served by the CDN listener (another port, so another origin: the key must
+  not go there), or ``data:`` URIs with ``sync_mode``. Every answer with a request id has ``X-Fal-Request-Id``.
+- Failures switchable per test with :meth:`FalStub.fail_next` (see ``FAULTS``).
+
+Every request is recorded (listener, method, raw path, route, headers with the key value replaced, JSON body).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_KEY = "fake-key-id:fake-key-secret-0123456789"
+REDACTED = "<redacted>"
+
+# endpoint id -> (required fields, optional fields with a type/enum check)
+_NUM = (int, float)
+MODELS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "fal-ai/clarity-upscaler": (
+        {"image_url": str},
+        {
+            "prompt": str,
+            "negative_prompt": str,
+            "upscale_factor": _NUM,
+            "creativity": _NUM,
+            "resemblance": _NUM,
+            "guidance_scale": _NUM,
+            "num_inference_steps": int,
+            "seed": int,
+            "enable_safety_checker": bool,
+        },
+    ),
+    "fal-ai/esrgan": (
+        {"image_url": str},
+        {
+            "scale": _NUM,
+            "model": ("RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "RealESRGAN_x4_v3"),
+            "face": bool,
+            "tile": int,
+            "output_format": ("png", "jpeg"),
+        },
+    ),
+    "fal-ai/seedvr/upscale/image": (
+        {"image_url": str},
+        {
+            "upscale_mode": ("factor", "target"),
+            "upscale_factor": _NUM,
+            "target_resolution": ("720p", "1080p", "1440p", "2160p"),
+            "noise_scale": _NUM,
+            "seed": int,
+        },
+    ),
+    "fal-ai/bria/expand": (
+        {"image_url": str, "canvas_size": list},
+        {
+            "original_image_size": list,
+            "original_image_location": list,
+            "aspect_ratio": str,
+            "prompt": str,
+            "negative_prompt": str,
+            "seed": int,
+        },
+    ),
+    "fal-ai/flux-pro/v1/fill": (
+        {"image_url": str, "mask_url": str, "prompt": str},
+        {
+            "num_images": int,
+            "seed": int,
+            "safety_tolerance": tuple(str(n) for n in range(1, 7)),
+            "output_format": ("jpeg", "png"),
+            "enhance_prompt": bool,
+            "sync_mode": bool,
+        },
+    ),
+}
+for _required, _optional in MODELS.values():
+    _optional.setdefault("sync_mode", bool)
+
+CONTENT_POLICY_DETAIL: list[dict[str, Any]] = [
+    {
+        "loc": ["body", "prompt"],
+        "msg": "The content could not be processed because it contained material flagged by a content checker.",
+        "type": "content_policy_violation",
+        "url": "https://docs.fal.ai/errors#content_policy_violation",
+        "input": "",
+        "ctx": {},
+        "categories": ["sexual"],
+    }
+]
+
+# fault kind -> routes it applies to by default. HTTP faults answer instead of the route; job faults shape
+# the outcome of the next submitted request.
+_QUEUE_ROUTES = frozenset({"submit", "status", "result", "cancel"})
+FAULTS: dict[str, frozenset[str]] = {
+    "content_policy": frozenset({"submit", "result"}),  # 422 detail[type=content_policy_violation]
+    "rate_limit": _QUEUE_ROUTES,  # 429, Retry-After header (retry_after="3"; None for none)
+    "server_error": _QUEUE_ROUTES | {"cdn"},  # 500 {"detail": "Internal Server Error"}
+    "unavailable": _QUEUE_ROUTES,  # 503 runner_scheduling_failure (+ X-Fal-Error-Type, X-Fal-Retryable)
+    "gateway_timeout": _QUEUE_ROUTES,  # 504 {"detail": "Request timed out", "error_type": "request_timeout"}
+    "locked": _QUEUE_ROUTES,  # 403 "User is locked. Reason: Exhausted balance."
+    "forbidden": _QUEUE_ROUTES,  # 403 another reason
+    "slow": _QUEUE_ROUTES | {"cdn"},  # sleeps delay_s (default 1.0), then answers normally
+    "truncated": _QUEUE_ROUTES,  # 200 with a cut-off JSON body
+    # next job: status COMPLETED with error/error_type, result answers code (500) with {"detail", "error_type"}
+    "job_error": frozenset({"submit"}),
+    # next job: status COMPLETED (no error field), result answers 422 content_policy_violation
+    "job_content_policy": frozenset({"submit"}),
+    "nsfw_output": frozenset({"submit"}),  # next job's output has has_nsfw_concepts [true]
+}
+_JOB_FAULTS = frozenset({"job_error", "job_content_policy", "nsfw_output"})
+
+_REQUESTS_RE = re.compile(r"^(?P<base>.*)/requests/(?P<id>[0-9a-f\-]+)(?P<tail>/status|/cancel)?$")
+
+
+def _seed(*parts: bytes | str) -> int:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return int.from_bytes(digest.digest()[:8], "big")
+
+
+def render_png(size: tuple[int, int], *key: bytes | str) -> bytes:
+    """A deterministic small PNG: a colour and a stripe picked from a hash of ``key``."""
+    seed = _seed(*key)
+    colour = (seed & 0xFF, (seed >> 8) & 0xFF, (seed >> 16) & 0xFF)
+    img = Image.new("RGB", size, colour)
+    stripe = (255 - colour[0], 255 - colour[1], 255 - colour[2])
+    x = (seed >> 24) % max(1, size[0])
+    for y in range(size[1]):
+        img.putpixel((x, y), stripe)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+class ApiError(Exception):
+    """Raised inside a handler to answer with a fal error body."""
+
+    def __init__(self, code: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(str(body))
+        self.code = code
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+def _unprocessable(loc: str, msg: str, kind: str = "value_error") -> ApiError:
+    return ApiError(422, {"detail": [{"loc": ["body", loc], "msg": msg, "type": kind}]})
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    listener: str  # "api" or "cdn"
+    method: str
+    path: str  # raw, including the query string
+    route: str  # submit | status | result | cancel | cdn | unknown
+    headers: dict[str, str]  # lower-cased names; the authorization value replaced by <redacted>
+    body: Any  # parsed JSON, None when empty, or the raw text when it was not JSON
+    auth: str  # "missing", "valid" or "invalid"
+
+
+@dataclass
+class _Fault:
+    kind: str
+    remaining: int
+    routes: frozenset[str]
+    options: dict[str, Any]
+
+
+@dataclass
+class _Job:
+    request_id: str
+    model: str
+    payload: dict[str, Any]
+    outcome: str  # ok | job_error | job_content_policy | nsfw_output
+    options: dict[str, Any]
+    queue_polls: int
+    progress_polls: int
+    cancelled: bool = False
+    output: dict[str, Any] | None = None
+
+
+@dataclass
+class _State:
+    requests: list[RecordedRequest] = field(default_factory=list)
+    faults: list[_Fault] = field(default_factory=list)
+    jobs: dict[str, _Job] = field(default_factory=dict)
+    urls: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (route, request id)
+    files: dict[str, bytes] = field(default_factory=dict)
+    counter: int = 0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    stub: FalStub
+    listener: str
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.stub._handle(self, "GET")
+
+    def do_POST(self) -> None:
+        self.server.stub._handle(self, "POST")
+
+    def do_PUT(self) -> None:
+        self.server.stub._handle(self, "PUT")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self.server.stub._log(format % args)
+
+
+class FalStub:
+    """The stub. Use as a context manager, or ``start()`` / ``stop()``.
+
+    ``url_prefix`` (e.g. ``"/elsewhere"``) puts the status/response/cancel URLs it hands out under another
+    path prefix than the submit URL, so a client that rebuilds them instead of using them gets 404/405.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        queue_polls: int = 1,
+        progress_polls: int = 1,
+        url_prefix: str = "",
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.queue_polls = queue_polls
+        self.progress_polls = progress_polls
+        self.url_prefix = url_prefix.rstrip("/")
+        self.tls = tls  # (cert, key) PEM files: the queue listener speaks https (for the official client)
+        self._lock = threading.Lock()
+        self._state = _State()
+        self._servers: dict[str, _Server] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        for listener in ("api", "cdn"):
+            server = _Server(("127.0.0.1", 0), _Handler)
+            server.stub = self
+            server.listener = listener
+            if listener == "api" and self.tls is not None:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(*self.tls)
+                server.socket = context.wrap_socket(server.socket, server_side=True)
+            self._servers[listener] = server
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fal-stub-{listener}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers.clear()
+        self._threads.clear()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return int(self._servers["api"].server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Queue base URL (``FAL_QUEUE_URL``), e.g. ``http://127.0.0.1:PORT`` (https with ``tls``)."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def cdn_url(self) -> str:
+        """Base URL of the CDN listener (another port: another origin)."""
+        return f"http://127.0.0.1:{self._servers['cdn'].server_address[1]}"
+
+    # -- test API --------------------------------------------------------------------------------------
+
+    def fail_next(self, kind: str, count: int = 1, *, route: str | Iterable[str] | None = None, **options: Any) -> None:
+        """Make the next ``count`` matching requests fail (or vary) as ``kind`` (one of ``FAULTS``).
+
+        Options: ``retry_after`` (str or None) for rate_limit; ``delay_s`` for slow; ``code``, ``error_type``,
+        ``message`` for job_error; ``message`` for forbidden/server_error.
+        """
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; known: {sorted(FAULTS)}")
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        routes = FAULTS[kind] if route is None else frozenset([route] if isinstance(route, str) else route)
+        if not routes <= FAULTS[kind]:
+            raise ValueError(f"{kind} applies only to {sorted(FAULTS[kind])}")
+        with self._lock:
+            self._state.faults.append(_Fault(kind, count, routes, dict(options)))
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._state.requests)
+
+    def calls(self, route: str | None = None) -> int:
+        """Requests received (on ``route`` when given), valid or not."""
+        with self._lock:
+            return sum(1 for r in self._state.requests if route is None or r.route == route)
+
+    def job(self, request_id: str) -> _Job:
+        with self._lock:
+            return self._state.jobs[request_id]
+
+    def pending_faults(self) -> int:
+        with self._lock:
+            return sum(f.remaining for f in self._state.faults)
+
+    # -- request handling --------------------------------------------------------------------------------
+
+    def _log(self, message: str) -> None:
+        log.debug("fal-stub: %s", message.replace(self.api_key, REDACTED))
+
+    def _take_fault(self, route: str, kinds: frozenset[str]) -> _Fault | None:
+        with self._lock:
+            for fault in self._state.faults:
+                if route in fault.routes and fault.kind in kinds:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._state.faults.remove(fault)
+                    return _Fault(fault.kind, 1, fault.routes, fault.options)
+        return None
+
+    def _handle(self, handler: _Handler, method: str) -> None:
+        try:
+            self._dispatch(handler, method)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True
+
+    def _route_of(self, listener: str, method: str, path: str) -> tuple[str, str | None]:
+        if listener == "cdn":
+            return "cdn", None
+        with self._lock:
+            known = self._state.urls.get(path)
+        if known is not None:
+            return known
+        if method == "POST":
+            return "submit", None
+        return "unknown", None
+
+    def _dispatch(self, handler: _Handler, method: str) -> None:
+        listener = handler.server.listener
+        split = urlsplit(handler.path)
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        body: Any = None
+        bad_json = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                body, bad_json = raw.decode("utf-8", "replace"), True
+        authorization = handler.headers.get("authorization")
+        auth = (
+            "missing" if authorization is None else ("valid" if authorization == f"Key {self.api_key}" else "invalid")
+        )
+        headers = {k.lower(): (REDACTED if k.lower() == "authorization" else v) for k, v in handler.headers.items()}
+        route, request_id = self._route_of(listener, method, split.path)
+        recorded_body = body.replace(self.api_key, REDACTED) if isinstance(body, str) else body
+        with self._lock:
+            self._state.requests.append(
+                RecordedRequest(listener, method, handler.path, route, headers, recorded_body, auth)
+            )
+        extra: dict[str, str] = {}
+        try:
+            if listener == "cdn":
+                self._apply_fault(handler, "cdn")
+                self._send_cdn(handler, split.path)
+                return
+            if route == "unknown":
+                if _REQUESTS_RE.match(split.path):
+                    raise ApiError(405, {"detail": "Method Not Allowed"})
+                raise ApiError(404, {"detail": "Not Found"})
+            if auth != "valid":
+                message = "Missing authorization header" if auth == "missing" else "Invalid key"
+                raise ApiError(401, {"detail": message})
+            if request_id is None:
+                request_id = str(uuid.UUID(bytes=hashlib.sha256(f"req{self._next_counter()}".encode()).digest()[:16]))
+            extra = {"X-Fal-Request-Id": request_id}
+            if self._apply_fault(handler, route, request_id):
+                return
+            if route == "submit":
+                if bad_json or not isinstance(body, dict):
+                    raise ApiError(422, {"detail": [{"loc": ["body"], "msg": "Invalid JSON", "type": "json_invalid"}]})
+                self._send_json(handler, 200, self._submit(split.path.strip("/"), body, request_id), extra)
+            elif route == "status":
+                self._send_json(handler, 200, self._status(request_id, parse_qs(split.query)), extra)
+            elif route == "result":
+                code, payload = self._result(request_id)
+                self._send_json(handler, code, payload, extra)
+            elif route == "cancel":
+                if method != "PUT":
+                    raise ApiError(405, {"detail": "Method Not Allowed"})
+                code, payload = self._cancel(request_id)
+                self._send_json(handler, code, payload, extra)
+        except ApiError as err:
+            self._send_json(handler, err.code, err.body, {**extra, **err.headers})
+
+    def _next_counter(self) -> int:
+        with self._lock:
+            self._state.counter += 1
+            return self._state.counter
+
+    def _apply_fault(self, handler: _Handler, route: str, request_id: str | None = None) -> bool:
+        fault = self._take_fault(route, frozenset(FAULTS) - _JOB_FAULTS)
+        if fault is None:
+            return False
+        opts = fault.options
+        rid = {"X-Fal-Request-Id": request_id} if request_id else {}
+        if fault.kind == "slow":
+            time.sleep(float(opts.get("delay_s", 1.0)))
+            return False
+        if fault.kind == "content_policy":
+            raise ApiError(422, {"detail": CONTENT_POLICY_DETAIL})
+        if fault.kind == "rate_limit":
+            retry_after = opts.get("retry_after", "3")
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            raise ApiError(429, {"detail": "Too many requests"}, headers)
+        if fault.kind == "server_error":
+            raise ApiError(500, {"detail": opts.get("message", "Internal Server Error")})
+        if fault.kind == "unavailable":
+            headers = {"X-Fal-Error-Type": "runner_scheduling_failure", "X-Fal-Retryable": "true"}
+            raise ApiError(503, {"detail": "No runner available", "error_type": "runner_scheduling_failure"}, headers)
+        if fault.kind == "gateway_timeout":
+            headers = {"X-Fal-Error-Type": "request_timeout"}
+            raise ApiError(504, {"detail": "Request timed out", "error_type": "request_timeout"}, headers)
+        if fault.kind == "locked":
+            raise ApiError(403, {"detail": "User is locked. Reason: Exhausted balance. Top up your balance."})
+        if fault.kind == "forbidden":
+            raise ApiError(403, {"detail": opts.get("message", "Not allowed to access this application")})
+        if fault.kind == "truncated":
+            data = b'{"request_id": "trunc'
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            for name, value in rid.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+            return True
+        raise AssertionError(fault.kind)  # pragma: no cover
+
+    # -- routes ----------------------------------------------------------------------------------------------
+
+    def _submit(self, endpoint: str, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        if endpoint not in MODELS:
+            raise ApiError(404, {"detail": f"Application '{endpoint}' not found"})
+        self._validate(endpoint, body)
+        fault = self._take_fault("submit", _JOB_FAULTS)
+        job = _Job(
+            request_id=request_id,
+            model=endpoint,
+            payload=body,
+            outcome=fault.kind if fault else "ok",
+            options=fault.options if fault else {},
+            queue_polls=self.queue_polls,
+            progress_polls=self.progress_polls,
+        )
+        owner, alias = endpoint.split("/")[:2]
+        base = f"{self.url_prefix}/{owner}/{alias}/requests/{request_id}"  # the subpath is dropped (contract)
+        with self._lock:
+            self._state.jobs[request_id] = job
+            self._state.urls[base] = ("result", request_id)
+            self._state.urls[base + "/status"] = ("status", request_id)
+            self._state.urls[base + "/cancel"] = ("cancel", request_id)
+        return {
+            "request_id": request_id,
+            "response_url": self.url + base,
+            "status_url": self.url + base + "/status",
+            "cancel_url": self.url + base + "/cancel",
+            "queue_position": job.queue_polls,
+        }
+
+    def _validate(self, endpoint: str, body: dict[str, Any]) -> None:
+        required, optional = MODELS[endpoint]
+        for name in required:
+            if name not in body:
+                raise _unprocessable(name, "Field required", "missing")
+        for name, value in body.items():
+            spec = required.get(name, optional.get(name))
+            if spec is None:
+                raise _unprocessable(name, "Extra inputs are not permitted", "extra_forbidden")
+            if isinstance(spec, tuple) and all(isinstance(s, str) for s in spec):
+                if value not in spec:
+                    raise _unprocessable(name, f"Input should be one of {list(spec)}", "enum")
+            elif isinstance(value, bool) and spec is not bool:
+                raise _unprocessable(name, "Input should be a valid number", "type_error")
+            elif not isinstance(value, spec):
+                raise _unprocessable(name, "Input has the wrong type", "type_error")
+        for name in ("image_url", "mask_url"):
+            if name in body:
+                self._decode(name, body[name])
+        for name in ("canvas_size", "original_image_size", "original_image_location"):
+            if name in body:
+                value = body[name]
+                if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                    raise _unprocessable(name, "Input should be a list of two integers", "type_error")
+        factor = body.get("upscale_factor", body.get("scale"))
+        if factor is not None and not 1 <= factor <= 4:
+            raise _unprocessable("upscale_factor", "Input should be between 1 and 4", "less_than_equal")
+        if endpoint == "fal-ai/flux-pro/v1/fill":
+            if self._decode("image_url", body["image_url"]).size != self._decode("mask_url", body["mask_url"]).size:
+                raise _unprocessable("mask_url", "mask and image sizes differ")
+
+    @staticmethod
+    def _decode(name: str, value: object) -> Image.Image:
+        if not isinstance(value, str) or not value.startswith("data:"):
+            raise _unprocessable(name, "the stub accepts only data: URIs")
+        header, _, encoded = value.partition(",")
+        if not header.endswith(";base64"):
+            raise _unprocessable(name, "data URI is not base64")
+        try:
+            img = Image.open(io.BytesIO(base64.b64decode(encoded, validate=True)))
+            img.load()
+        except (binascii.Error, ValueError, OSError) as exc:
+            raise _unprocessable(name, f"could not decode the image: {type(exc).__name__}") from exc
+        return img
+
+    def _status(self, request_id: str, query: Mapping[str, list[str]]) -> dict[str, Any]:
+        with_logs = query.get("logs", ["0"])[-1] in ("1", "true", "True")
+        with self._lock:
+            job = self._state.jobs[request_id]
+            if job.queue_polls > 0 and not job.cancelled:
+                job.queue_polls -= 1
+                return {"status": "IN_QUEUE", "queue_position": job.queue_polls, "response_url": self._url_of(job)}
+            if job.progress_polls > 0 and not job.cancelled:
+                job.progress_polls -= 1
+                logs = [{"message": "running", "level": "INFO", "timestamp": "2026-11-27T12:00:00"}]
+                return {"status": "IN_PROGRESS", "logs": logs if with_logs else None, "response_url": self._url_of(job)}
+        done: dict[str, Any] = {"status": "COMPLETED", "logs": [] if with_logs else None, "metrics": {}}
+        done["response_url"] = self._url_of(job)
+        if job.cancelled:
+            done.update(error="Request was cancelled", error_type="request_cancelled")
+        elif job.outcome == "job_error":
+            done.update(
+                error=job.options.get("message", "Runner disconnected"),
+                error_type=job.options.get("error_type", "runner_disconnected"),
+            )
+        else:
+            done["metrics"] = {"inference_time": 0.01}
+        return done
+
+    def _url_of(self, job: _Job) -> str:
+        owner, alias = job.model.split("/")[:2]
+        return f"{self.url}{self.url_prefix}/{owner}/{alias}/requests/{job.request_id}"
+
+    def _result(self, request_id: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            job = self._state.jobs[request_id]
+            pending = job.queue_polls > 0 or job.progress_polls > 0
+        if job.cancelled:
+            return 400, {"detail": "Request was cancelled", "error_type": "request_cancelled"}
+        if pending:
+            return 400, {"detail": "Request is still in progress"}
+        if job.outcome == "job_error":
+            body = {"detail": job.options.get("message", "Runner disconnected")}
+            body["error_type"] = job.options.get("error_type", "runner_disconnected")
+            return int(job.options.get("code", 500)), body
+        if job.outcome == "job_content_policy":
+            return 422, {"detail": CONTENT_POLICY_DETAIL}
+        if job.output is None:
+            job.output = self._output(job)
+        return 200, job.output
+
+    def _cancel(self, request_id: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            job = self._state.jobs[request_id]
+            if job.queue_polls == 0 and job.progress_polls == 0:
+                return 400, {"status": "ALREADY_COMPLETED"}
+            job.cancelled = True
+        return 202, {"status": "CANCELLATION_REQUESTED"}
+
+    def _output(self, job: _Job) -> dict[str, Any]:
+        body = job.payload
+        source = self._decode("image_url", body["image_url"])
+        width, height = source.size
+        seed = int(body.get("seed", 42))
+        if job.model == "fal-ai/bria/expand":
+            size = (body["canvas_size"][0], body["canvas_size"][1])
+        elif job.model == "fal-ai/flux-pro/v1/fill":
+            size = (width, height)
+        else:
+            factor = float(body.get("scale", body.get("upscale_factor", 2)))
+            size = (round(width * factor), round(height * factor))
+        key = json.dumps({k: v for k, v in body.items() if k != "sync_mode"}, sort_keys=True)
+        data = render_png(size, job.model, key)
+        file_name = f"{job.request_id}.png"
+        if body.get("sync_mode"):
+            url = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        else:
+            with self._lock:
+                self._state.files[file_name] = data
+            url = f"{self.cdn_url}/files/{file_name}"
+        image = {
+            "url": url,
+            "content_type": "image/png",
+            "file_name": file_name,
+            "file_size": len(data),
+            "width": size[0],
+            "height": size[1],
+        }
+        if job.model == "fal-ai/flux-pro/v1/fill":
+            nsfw = job.outcome == "nsfw_output"
+            return {
+                "images": [image],
+                "seed": seed,
+                "has_nsfw_concepts": [nsfw],
+                "prompt": body["prompt"],
+                "timings": {"inference": 0.01},
+            }
+        return {"image": image, "seed": seed, "timings": {"inference": 0.01}}
+
+    def _send_cdn(self, handler: _Handler, path: str) -> None:
+        name = path.removeprefix("/files/")
+        with self._lock:
+            data = self._state.files.get(name)
+        if data is None:
+            raise ApiError(404, {"detail": "Not Found"})
+        self._send_bytes(handler, 200, data, "image/png")
+
+    # -- wire ---------------------------------------------------------------------------------------------
+
+    def _send_json(
+        self, handler: _Handler, code: int, payload: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None
+    ) -> None:
+        self._send_bytes(handler, code, json.dumps(payload).encode(), "application/json", extra_headers)
+
+    def _send_bytes(
+        self,
+        handler: _Handler,
+        code: int,
+        data: bytes,
+        content_type: str,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        handler.send_response(code)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in (extra_headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+        handler.wfile.flush()

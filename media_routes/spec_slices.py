@@ -1,8 +1,10 @@
 """Which part of a campaign spec each stage depends on, hashed, so an edit re-runs only what it touches.
 
-Editing one inpaint fix changes only the ``inpaint_fix`` slice: the campaign sensor then re-runs
-``inpaint_fix`` and what follows, not ``base_composition``. Files the spec refers to (cutouts,
-masks, patches, fonts) are hashed into the slice of the stage that reads them.
+Editing one inpaint fix changes only the ``inpaint_fix`` slice: the campaign sensor records it as a
+new data version of ``campaign_spec/inpaint_fix`` (:mod:`media_routes.defs.campaign_specs`), so
+Dagster marks ``inpaint_fix`` stale and automation re-runs it and what follows, not
+``base_composition``. Files the spec refers to (cutouts, masks, patches, fonts) are hashed into the
+slice of the stage that reads them.
 """
 
 from __future__ import annotations

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import io
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
@@ -45,6 +42,7 @@ from media_routes.providers.errors import (
     redact,
 )
 from media_routes.providers.gemini import parse_retry_after
+from media_routes.providers.http import HttpProviderClient, origin_of
 from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
@@ -204,12 +202,6 @@ class FalStatus:
         return self.status == "COMPLETED"
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), port)
-
-
 def _check_model(model_id: str) -> str:
     model_id = model_id.strip("/")
     if not _MODEL_RE.match(model_id):
@@ -234,8 +226,11 @@ def _png_size(data: bytes) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-class FalQueueClient:
+class FalQueueClient(HttpProviderClient):
     """fal.ai queue API over one ``httpx.Client``: submit, status, wait, result, cancel, download."""
+
+    provider = PROVIDER
+    logger = log
 
     def __init__(
         self,
@@ -256,55 +251,30 @@ class FalQueueClient:
         self._api_key = api_key.strip()
         self.queue_url = queue_url.rstrip("/")
         self.base_url = base_url.rstrip("/")
-        self._trusted = {_origin(self.queue_url), _origin(self.base_url)}
         self.poll_interval_s = poll_interval_s
         self.job_timeout_s = job_timeout_s
         self._sleep = sleep
         self._clock = clock
-        self._limiter = limiter
-        self._http = httpx.Client(
-            timeout=timeout,
-            follow_redirects=False,  # followed by hand so the key never leaves fal's hosts
-            headers={"user-agent": "media-routes/0.1 httpx"},
-            transport=transport,
+        super().__init__(
+            timeout=timeout, trusted_urls=(self.queue_url, self.base_url), limiter=limiter, transport=transport
         )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
         """Build from ``FAL_KEY`` and the optional ``FAL_QUEUE_URL`` and ``FAL_BASE_URL``."""
-        env = os.environ if env is None else env
-        api_key = env.get(ENV_KEY, "")
-        if not api_key.strip():
-            raise AuthError(f"{ENV_KEY} is not set", provider=PROVIDER, model="-")
-        kwargs.setdefault("queue_url", env.get(ENV_QUEUE_URL) or DEFAULT_QUEUE_URL)
-        kwargs.setdefault("base_url", env.get(ENV_BASE_URL) or DEFAULT_BASE_URL)
-        return cls(api_key, **kwargs)
+        settings = {"queue_url": (ENV_QUEUE_URL, DEFAULT_QUEUE_URL), "base_url": (ENV_BASE_URL, DEFAULT_BASE_URL)}
+        return cls(cls._key_from_env(env, ENV_KEY, kwargs, settings), **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(queue_url={self.queue_url!r}, base_url={self.base_url!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- transport ---------------------------------------------------------------------------------------
 
     def is_fal_host(self, url: str) -> bool:
         """True for the configured queue/base origins and https ``fal.run`` / ``*.fal.run`` (key allowed)."""
-        origin = _origin(url)
-        if origin in self._trusted:
+        if self._is_trusted(url):
             return True
-        scheme, host, _ = origin
+        scheme, host, _ = origin_of(url)
         return scheme == "https" and (host == "fal.run" or host.endswith(".fal.run"))
 
     def _redact(self, text: str) -> str:
@@ -321,41 +291,13 @@ class FalQueueClient:
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         headers = {"authorization": f"Key {self._api_key}"} if self.is_fal_host(url) else {}
-        path = urlsplit(url).path
-        started = time.perf_counter()
-        limit = self._limiter if self._limiter is not None else contextlib.nullcontext()
-        try:
-            with limit:
-                response = self._http.request(method, url, json=body, headers=headers, params=params)
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeout(
-                f"{type(exc).__name__} on {method} {path}", provider=PROVIDER, model=model, request_id=request_id
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ServerError(
-                f"{type(exc).__name__} on {method} {path}: {self._redact(str(exc))}",
-                provider=PROVIDER,
-                model=model,
-                request_id=request_id,
-            ) from exc
-        log.debug(
-            "%s %s model=%s -> %d in %.3fs", method, path, model, response.status_code, time.perf_counter() - started
-        )
-        return response
+        return self._request(method, url, model=model, headers=headers, request_id=request_id, json=body, params=params)
 
     def _json(self, response: httpx.Response, *, model: str, request_id: str | None) -> dict[str, Any]:
         if not 200 <= response.status_code < 300:
             raise error_from_response(response, model=model, api_key=self._api_key, request_id=request_id)
         request_id = request_id or response.headers.get(REQUEST_ID_HEADER)
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise ServerError(
-                f"HTTP {response.status_code} with a body that is not JSON (truncated?)",
-                provider=PROVIDER,
-                model=model,
-                request_id=request_id,
-            ) from exc
+        payload = self._parse_json(response, model=model, request_id=request_id)
         if not isinstance(payload, dict):
             raise ServerError("JSON body is not an object", provider=PROVIDER, model=model, request_id=request_id)
         return payload

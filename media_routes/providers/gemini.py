@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import email.utils
 import io
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from PIL import Image, UnidentifiedImageError
@@ -43,6 +40,7 @@ from media_routes.providers.errors import (
     ServerError,
     redact,
 )
+from media_routes.providers.http import HttpProviderClient
 from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
@@ -215,12 +213,6 @@ def error_from_status(status: Mapping[str, Any], *, model: str, api_key: str | N
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), port)
-
-
 def _obj(value: object) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty dict (response fields are untrusted)."""
     return value if isinstance(value, dict) else {}
@@ -244,8 +236,11 @@ def _check_model(model: str) -> str:
     return model
 
 
-class _GoogleClient:
-    """One httpx.Client, the key header for the base origin only, typed errors for transport failures."""
+class _GoogleClient(HttpProviderClient):
+    """The key header for the base origin only (redirects and file URIs elsewhere get none)."""
+
+    provider = PROVIDER
+    logger = log
 
     def __init__(
         self,
@@ -264,48 +259,22 @@ class _GoogleClient:
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
-        self._origin = _origin(self.base_url)
-        self._limiter = limiter
-        self._http = httpx.Client(
-            timeout=timeout,
-            follow_redirects=False,  # redirects are followed by hand so the key never leaves the base origin
-            headers={"user-agent": "media-routes/0.1 httpx"},
-            transport=transport,
-        )
+        super().__init__(timeout=timeout, trusted_urls=(self.base_url,), limiter=limiter, transport=transport)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
         """Build from ``GEMINI_API_KEY``, ``GEMINI_BASE_URL`` and ``GEMINI_API_VERSION`` (the latter two optional)."""
-        env = os.environ if env is None else env
-        api_key = env.get(ENV_API_KEY, "")
-        if not api_key.strip():
-            raise AuthError(f"{ENV_API_KEY} is not set", provider=PROVIDER, model="-")
-        kwargs.setdefault("base_url", env.get(ENV_BASE_URL) or DEFAULT_BASE_URL)
-        kwargs.setdefault("api_version", env.get(ENV_API_VERSION) or DEFAULT_API_VERSION)
-        return cls(api_key, **kwargs)
+        settings = {"base_url": (ENV_BASE_URL, DEFAULT_BASE_URL), "api_version": (ENV_API_VERSION, DEFAULT_API_VERSION)}
+        return cls(cls._key_from_env(env, ENV_API_KEY, kwargs, settings), **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_version={self.api_version!r})"
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{self.api_version}/{path}"
 
-    def _limit(self) -> contextlib.AbstractContextManager[object]:
-        return self._limiter if self._limiter is not None else contextlib.nullcontext()
+    def _redact(self, text: str) -> str:
+        return redact(text, self._api_key)
 
     def _send(
         self,
@@ -316,43 +285,13 @@ class _GoogleClient:
         body: dict[str, Any] | None = None,
         request_id: str | None = None,
     ) -> httpx.Response:
-        headers = {API_KEY_HEADER: self._api_key} if _origin(url) == self._origin else {}
-        path = urlsplit(url).path
-        started = time.perf_counter()
-        try:
-            with self._limit():
-                response = self._http.request(method, url, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeout(
-                f"{type(exc).__name__} on {method} {path}",
-                provider=PROVIDER,
-                model=model,
-                request_id=request_id,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ServerError(
-                f"{type(exc).__name__} on {method} {path}: {redact(str(exc), self._api_key)}",
-                provider=PROVIDER,
-                model=model,
-                request_id=request_id,
-            ) from exc
-        log.debug(
-            "%s %s model=%s -> %d in %.3fs", method, path, model, response.status_code, time.perf_counter() - started
-        )
-        return response
+        headers = {API_KEY_HEADER: self._api_key} if self._is_trusted(url) else {}
+        return self._request(method, url, model=model, headers=headers, request_id=request_id, json=body)
 
     def _json(self, response: httpx.Response, *, model: str, request_id: str | None = None) -> dict[str, Any]:
         if response.status_code != 200:
             raise error_from_response(response, model=model, api_key=self._api_key, request_id=request_id)
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise ServerError(
-                "HTTP 200 with a body that is not JSON (truncated?)",
-                provider=PROVIDER,
-                model=model,
-                request_id=request_id,
-            ) from exc
+        payload = self._parse_json(response, model=model, request_id=request_id)
         if not isinstance(payload, dict):
             raise ServerError("HTTP 200 with a JSON body that is not an object", provider=PROVIDER, model=model)
         return payload

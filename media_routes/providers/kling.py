@@ -17,7 +17,6 @@ Contract: shared/reference/provider-contracts.md section 3 (and section 6 for th
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import logging
 import math
@@ -27,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -48,6 +46,7 @@ from media_routes.providers.errors import (
     ServerError,
     redact,
 )
+from media_routes.providers.http import HttpProviderClient
 from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
@@ -139,12 +138,6 @@ def _obj(value: object) -> dict[str, Any]:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return (parts.scheme, (parts.hostname or "").lower(), port)
 
 
 def _with_task(error: ProviderError, task_id: str | None) -> ProviderError:
@@ -338,8 +331,11 @@ def _check_image(image_png: bytes, aspect_ratio: str | None) -> None:
             )
 
 
-class KlingClient:
+class KlingClient(HttpProviderClient):
     """Kling AI image-to-video: submit, poll, wait, download. One ``httpx.Client``; ``close()`` or ``with``."""
+
+    provider = PROVIDER
+    logger = log
 
     def __init__(
         self,
@@ -356,15 +352,9 @@ class KlingClient:
     ) -> None:
         self.signer = KlingTokenSigner(access_key, secret_key, clock=clock, refresh_margin_s=refresh_margin_s)
         self.base_url = base_url.rstrip("/")
-        self._origin = _origin(self.base_url)
-        self._limiter = limiter
         self._download_timeout = download_timeout
-        self._http = httpx.Client(
-            timeout=timeout,
-            follow_redirects=False,  # API calls are never redirected; the token must not follow one
-            headers={"user-agent": "media-routes/0.1 httpx"},
-            transport=transport,
-        )
+        # API calls are never redirected (the token must not follow one); downloads opt in per request
+        super().__init__(timeout=timeout, trusted_urls=(self.base_url,), limiter=limiter, transport=transport)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
@@ -381,24 +371,10 @@ class KlingClient:
     def __repr__(self) -> str:
         return f"KlingClient(base_url={self.base_url!r}, access_key={self.signer.access_key!r})"
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- transport ---------------------------------------------------------------------------------------
 
-    def _limit(self) -> contextlib.AbstractContextManager[object]:
-        return self._limiter if self._limiter is not None else contextlib.nullcontext()
+    def _redact(self, text: str) -> str:
+        return redact_token(text, *self.signer.secrets)
 
     def _send(
         self,
@@ -411,29 +387,15 @@ class KlingClient:
         authorize: bool = True,
         **kwargs: Any,
     ) -> httpx.Response:
-        headers = {}
-        if authorize and _origin(url) == self._origin:
+        headers: dict[str, str] = {}
+        if authorize and self._is_trusted(url):
             headers["authorization"] = f"Bearer {self.signer.token()}"
-        path = urlsplit(url).path
-        common: dict[str, Any] = {"provider": PROVIDER, "model": model, "request_id": None}
         where = f"task {task_id}: " if task_id else ""
-        started = time.perf_counter()
         try:
-            with self._limit():
-                response = self._http.request(method, url, json=body, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise _with_task(
-                ProviderTimeout(f"{where}{type(exc).__name__} on {method} {path}", **common), task_id
-            ) from exc
-        except httpx.TransportError as exc:
-            said = redact_token(str(exc), *self.signer.secrets)
-            raise _with_task(
-                ServerError(f"{where}{type(exc).__name__} on {method} {path}: {said}", **common), task_id
-            ) from exc
-        log.debug(
-            "%s %s model=%s -> %d in %.3fs", method, path, model, response.status_code, time.perf_counter() - started
-        )
-        return response
+            return self._request(method, url, model=model, headers=headers, where=where, json=body, **kwargs)
+        except ProviderError as err:  # a transport failure: name the task on it too
+            _with_task(err, task_id)
+            raise
 
     def _json(self, response: httpx.Response, *, model: str, task_id: str | None = None) -> dict[str, Any]:
         """The body of a Kling API answer with ``code == 0``; anything else raises the typed error."""

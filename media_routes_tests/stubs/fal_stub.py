@@ -32,18 +32,17 @@ import json
 import logging
 import re
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
+
+from media_routes_tests.stubs.base import StubHandler, StubHTTPServer, StubServer
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +196,6 @@ class RecordedRequest:
 
 
 @dataclass
-class _Fault:
-    kind: str
-    remaining: int
-    routes: frozenset[str]
-    options: dict[str, Any]
-
-
-@dataclass
 class _Job:
     request_id: str
     model: str
@@ -219,43 +210,28 @@ class _Job:
 
 @dataclass
 class _State:
-    requests: list[RecordedRequest] = field(default_factory=list)
-    faults: list[_Fault] = field(default_factory=list)
     jobs: dict[str, _Job] = field(default_factory=dict)
     urls: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (route, request id)
     files: dict[str, bytes] = field(default_factory=dict)
     counter: int = 0
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    stub: FalStub
-    listener: str
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:
-        self.server.stub._handle(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.stub._handle(self, "POST")
-
+class _Handler(StubHandler):
     def do_PUT(self) -> None:
         self.server.stub._handle(self, "PUT")
 
-    def log_message(self, format: str, *args: Any) -> None:
-        self.server.stub._log(format % args)
 
-
-class FalStub:
+class FalStub(StubServer[RecordedRequest]):
     """The stub. Use as a context manager, or ``start()`` / ``stop()``.
 
     ``url_prefix`` (e.g. ``"/elsewhere"``) puts the status/response/cancel URLs it hands out under another
     path prefix than the submit URL, so a client that rebuilds them instead of using them gets 404/405.
     """
+
+    name = "fal-stub"
+    listeners = ("api", "cdn")
+    handler_class = _Handler
+    faults = FAULTS
 
     def __init__(
         self,
@@ -271,63 +247,26 @@ class FalStub:
         self.progress_polls = progress_polls
         self.url_prefix = url_prefix.rstrip("/")
         self.tls = tls  # (cert, key) PEM files: the queue listener speaks https (for the official client)
-        self._lock = threading.Lock()
         self._state = _State()
-        self._servers: dict[str, _Server] = {}
-        self._threads: list[threading.Thread] = []
+        super().__init__()
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        for listener in ("api", "cdn"):
-            server = _Server(("127.0.0.1", 0), _Handler)
-            server.stub = self
-            server.listener = listener
-            if listener == "api" and self.tls is not None:
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                context.load_cert_chain(*self.tls)
-                server.socket = context.wrap_socket(server.socket, server_side=True)
-            self._servers[listener] = server
-            thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fal-stub-{listener}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def stop(self) -> None:
-        for server in self._servers.values():
-            server.shutdown()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._servers.clear()
-        self._threads.clear()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return int(self._servers["api"].server_address[1])
+    def _configure(self, server: StubHTTPServer) -> None:
+        if server.listener == "api" and self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
 
     @property
     def url(self) -> str:
         """Queue base URL (``FAL_QUEUE_URL``), e.g. ``http://127.0.0.1:PORT`` (https with ``tls``)."""
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return self._base_url("api", "https" if self.tls else "http")
 
     @property
     def cdn_url(self) -> str:
         """Base URL of the CDN listener (another port: another origin)."""
-        return f"http://127.0.0.1:{self._servers['cdn'].server_address[1]}"
+        return self._base_url("cdn")
 
     # -- test API --------------------------------------------------------------------------------------
 
@@ -337,50 +276,18 @@ class FalStub:
         Options: ``retry_after`` (str or None) for rate_limit; ``delay_s`` for slow; ``code``, ``error_type``,
         ``message`` for job_error; ``message`` for forbidden/server_error.
         """
-        if kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; known: {sorted(FAULTS)}")
-        if count < 1:
-            raise ValueError("count must be >= 1")
-        routes = FAULTS[kind] if route is None else frozenset([route] if isinstance(route, str) else route)
-        if not routes <= FAULTS[kind]:
-            raise ValueError(f"{kind} applies only to {sorted(FAULTS[kind])}")
-        with self._lock:
-            self._state.faults.append(_Fault(kind, count, routes, dict(options)))
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._state.requests)
-
-    def calls(self, route: str | None = None) -> int:
-        """Requests received (on ``route`` when given), valid or not."""
-        with self._lock:
-            return sum(1 for r in self._state.requests if route is None or r.route == route)
+        super().fail_next(kind, count, route=route, **options)
 
     def job(self, request_id: str) -> _Job:
         with self._lock:
             return self._state.jobs[request_id]
 
-    def pending_faults(self) -> int:
-        with self._lock:
-            return sum(f.remaining for f in self._state.faults)
-
     # -- request handling --------------------------------------------------------------------------------
 
-    def _log(self, message: str) -> None:
-        log.debug("fal-stub: %s", message.replace(self.api_key, REDACTED))
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.api_key, REDACTED)
 
-    def _take_fault(self, route: str, kinds: frozenset[str]) -> _Fault | None:
-        with self._lock:
-            for fault in self._state.faults:
-                if route in fault.routes and fault.kind in kinds:
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._state.faults.remove(fault)
-                    return _Fault(fault.kind, 1, fault.routes, fault.options)
-        return None
-
-    def _handle(self, handler: _Handler, method: str) -> None:
+    def _handle(self, handler: StubHandler, method: str) -> None:
         try:
             self._dispatch(handler, method)
         except (BrokenPipeError, ConnectionResetError):
@@ -397,18 +304,11 @@ class FalStub:
             return "submit", None
         return "unknown", None
 
-    def _dispatch(self, handler: _Handler, method: str) -> None:
+    def _dispatch(self, handler: StubHandler, method: str) -> None:
         listener = handler.server.listener
         split = urlsplit(handler.path)
-        length = int(handler.headers.get("content-length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        body: Any = None
-        bad_json = False
-        if raw:
-            try:
-                body = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                body, bad_json = raw.decode("utf-8", "replace"), True
+        body, json_error = self._read_body(handler)
+        bad_json = json_error is not None
         authorization = handler.headers.get("authorization")
         auth = (
             "missing" if authorization is None else ("valid" if authorization == f"Key {self.api_key}" else "invalid")
@@ -416,10 +316,7 @@ class FalStub:
         headers = {k.lower(): (REDACTED if k.lower() == "authorization" else v) for k, v in handler.headers.items()}
         route, request_id = self._route_of(listener, method, split.path)
         recorded_body = body.replace(self.api_key, REDACTED) if isinstance(body, str) else body
-        with self._lock:
-            self._state.requests.append(
-                RecordedRequest(listener, method, handler.path, route, headers, recorded_body, auth)
-            )
+        self._record(RecordedRequest(listener, method, handler.path, route, headers, recorded_body, auth))
         extra: dict[str, str] = {}
         try:
             if listener == "cdn":
@@ -460,7 +357,7 @@ class FalStub:
             self._state.counter += 1
             return self._state.counter
 
-    def _apply_fault(self, handler: _Handler, route: str, request_id: str | None = None) -> bool:
+    def _apply_fault(self, handler: StubHandler, route: str, request_id: str | None = None) -> bool:
         fault = self._take_fault(route, frozenset(FAULTS) - _JOB_FAULTS)
         if fault is None:
             return False
@@ -488,14 +385,7 @@ class FalStub:
         if fault.kind == "forbidden":
             raise ApiError(403, {"detail": opts.get("message", "Not allowed to access this application")})
         if fault.kind == "truncated":
-            data = b'{"request_id": "trunc'
-            handler.send_response(200)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            for name, value in rid.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(data)
+            self._send_bytes(handler, 200, b'{"request_id": "trunc', "application/json", rid)
             return True
         raise AssertionError(fault.kind)  # pragma: no cover
 
@@ -669,34 +559,10 @@ class FalStub:
             }
         return {"image": image, "seed": seed, "timings": {"inference": 0.01}}
 
-    def _send_cdn(self, handler: _Handler, path: str) -> None:
+    def _send_cdn(self, handler: StubHandler, path: str) -> None:
         name = path.removeprefix("/files/")
         with self._lock:
             data = self._state.files.get(name)
         if data is None:
             raise ApiError(404, {"detail": "Not Found"})
         self._send_bytes(handler, 200, data, "image/png")
-
-    # -- wire ---------------------------------------------------------------------------------------------
-
-    def _send_json(
-        self, handler: _Handler, code: int, payload: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None
-    ) -> None:
-        self._send_bytes(handler, code, json.dumps(payload).encode(), "application/json", extra_headers)
-
-    def _send_bytes(
-        self,
-        handler: _Handler,
-        code: int,
-        data: bytes,
-        content_type: str,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        handler.send_response(code)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in (extra_headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
-        handler.wfile.flush()

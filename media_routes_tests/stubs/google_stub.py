@@ -28,22 +28,20 @@ import base64
 import binascii
 import hashlib
 import io
-import json
 import logging
 import math
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import av
 import numpy as np
 from PIL import Image
+
+from media_routes_tests.stubs.base import Fault, StubHandler, StubServer
 
 log = logging.getLogger(__name__)
 
@@ -322,14 +320,6 @@ class RecordedRequest:
 
 
 @dataclass
-class _Fault:
-    kind: str
-    remaining: int
-    routes: frozenset[str]
-    options: dict[str, Any]
-
-
-@dataclass
 class _Operation:
     model: str
     name: str
@@ -344,8 +334,6 @@ class _Operation:
 
 @dataclass
 class _State:
-    requests: list[RecordedRequest] = field(default_factory=list)
-    faults: list[_Fault] = field(default_factory=list)
     operations: dict[str, _Operation] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     media_tokens: dict[str, str] = field(default_factory=dict)
@@ -354,27 +342,13 @@ class _State:
     peak_in_flight: int = 0
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    stub: GoogleStub
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:
-        self.server.stub._handle(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.stub._handle(self, "POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        self.server.stub._log(format % args)
-
-
-class GoogleStub:
+class GoogleStub(StubServer[RecordedRequest]):
     """The stub server. Use as a context manager, or ``start()`` / ``stop()``."""
+
+    name = "google-stub"
+    faults = FAULTS
+    json_content_type = "application/json; charset=UTF-8"
+    json_indent = 2
 
     def __init__(
         self,
@@ -386,53 +360,13 @@ class GoogleStub:
         self.api_key = api_key
         self.polls_until_done = polls_until_done
         self.download_redirect_host = download_redirect_host
-        self._lock = threading.Lock()
         self._state = _State()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.stub = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="google-stub", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "stub not started"
-        return int(self._server.server_address[1])
+        super().__init__()
 
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:PORT`` (no version, no trailing slash)."""
-        return f"http://127.0.0.1:{self.port}"
+        return self._base_url()
 
     # -- test API --------------------------------------------------------------------------------------
 
@@ -444,25 +378,7 @@ class GoogleStub:
         slow; ``block_reason`` for blocked_prompt; ``finish_reason`` for image_safety; ``code``/``message``
         for veo_error; ``reasons`` for rai_filtered.
         """
-        if kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; known: {sorted(FAULTS)}")
-        if count < 1:
-            raise ValueError("count must be >= 1")
-        routes = FAULTS[kind] if route is None else frozenset([route] if isinstance(route, str) else route)
-        if not routes <= FAULTS[kind]:
-            raise ValueError(f"{kind} applies only to {sorted(FAULTS[kind])}")
-        with self._lock:
-            self._state.faults.append(_Fault(kind, count, routes, dict(options)))
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._state.requests)
-
-    def calls(self, route: str | None = None) -> int:
-        """Requests received (on ``route`` when given), valid or not."""
-        with self._lock:
-            return sum(1 for r in self._state.requests if route is None or r.route == route)
+        super().fail_next(kind, count, route=route, **options)
 
     @property
     def peak_in_flight(self) -> int:
@@ -470,24 +386,10 @@ class GoogleStub:
         with self._lock:
             return self._state.peak_in_flight
 
-    def pending_faults(self) -> int:
-        with self._lock:
-            return sum(f.remaining for f in self._state.faults)
-
     # -- request handling --------------------------------------------------------------------------------
 
-    def _log(self, message: str) -> None:
-        log.debug("google-stub: %s", message.replace(self.api_key, REDACTED))
-
-    def _take_fault(self, route: str, kinds: frozenset[str] | None = None) -> _Fault | None:
-        with self._lock:
-            for fault in self._state.faults:
-                if route in fault.routes and (kinds is None or fault.kind in kinds):
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._state.faults.remove(fault)
-                    return _Fault(fault.kind, 1, fault.routes, fault.options)
-        return None
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.api_key, REDACTED)
 
     def _next_id(self, prefix: str) -> str:
         with self._lock:
@@ -496,7 +398,7 @@ class GoogleStub:
         token = hashlib.sha256(f"{prefix}{counter}".encode()).hexdigest()
         return token[:12] if prefix != "resp" else f"stub{counter:04d}{token[:16]}"
 
-    def _handle(self, handler: _Handler, method: str) -> None:
+    def _handle(self, handler: StubHandler, method: str) -> None:
         with self._lock:
             self._state.in_flight += 1
             self._state.peak_in_flight = max(self._state.peak_in_flight, self._state.in_flight)
@@ -508,18 +410,9 @@ class GoogleStub:
             with self._lock:
                 self._state.in_flight -= 1
 
-    def _dispatch(self, handler: _Handler, method: str) -> None:
+    def _dispatch(self, handler: StubHandler, method: str) -> None:
         split = urlsplit(handler.path)
-        length = int(handler.headers.get("content-length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        body: Any = None
-        json_error: str | None = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                body = raw.decode("utf-8", "replace")
-                json_error = str(exc)
+        body, json_error = self._read_body(handler)
 
         header_key = handler.headers.get("x-goog-api-key")
         query_keys = parse_qs(split.query).get("key")
@@ -545,8 +438,7 @@ class GoogleStub:
             auth=auth,
             key_valid=presented == self.api_key,
         )
-        with self._lock:
-            self._state.requests.append(record)
+        self._record(record)
 
         try:
             if media and method == "GET":
@@ -597,7 +489,7 @@ class GoogleStub:
                 "predictLongRunning. Call ListModels to see the list of available models and their supported methods.",
             )
 
-    def _apply_http_fault(self, handler: _Handler, fault: _Fault, model: str | None) -> bool:
+    def _apply_http_fault(self, handler: StubHandler, fault: Fault, model: str | None) -> bool:
         """Answer with the fault; False for 'slow', which delays and lets the normal answer go out."""
         opts = fault.options
         model = model or "unknown"
@@ -921,7 +813,7 @@ class GoogleStub:
         self._state.counter += 1
         return hashlib.sha256(f"file{self._state.counter}".encode()).hexdigest()[:12]
 
-    def _redirect_download(self, handler: _Handler, file_id: str | None, query: str) -> None:
+    def _redirect_download(self, handler: StubHandler, file_id: str | None, query: str) -> None:
         if parse_qs(query).get("alt") != ["media"]:
             raise _invalid("Download requires alt=media.")
         with self._lock:
@@ -932,35 +824,10 @@ class GoogleStub:
         location = f"http://{self.download_redirect_host}:{self.port}/media/{token}"
         self._send_bytes(handler, 302, b"", "text/html; charset=UTF-8", {"Location": location})
 
-    def _send_media(self, handler: _Handler, token: str) -> None:
+    def _send_media(self, handler: StubHandler, token: str) -> None:
         with self._lock:
             file_id = self._state.media_tokens.get(token)
             data = self._state.files.get(file_id or "")
         if data is None:
             raise ApiError(404, "NOT_FOUND", "Media not found.")
         self._send_bytes(handler, 200, data, "video/mp4")
-
-    # -- wire ---------------------------------------------------------------------------------------------
-
-    def _send_json(
-        self, handler: _Handler, code: int, payload: Mapping[str, Any], extra_headers: Mapping[str, str] | None = None
-    ) -> None:
-        data = json.dumps(payload, indent=2).encode()
-        self._send_bytes(handler, code, data, "application/json; charset=UTF-8", extra_headers)
-
-    def _send_bytes(
-        self,
-        handler: _Handler,
-        code: int,
-        data: bytes,
-        content_type: str,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        handler.send_response(code)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in (extra_headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
-        handler.wfile.flush()

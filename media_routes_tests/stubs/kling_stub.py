@@ -44,14 +44,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from media_routes_tests.stubs.base import StubHandler, StubServer
 
 log = logging.getLogger(__name__)
 
@@ -220,14 +220,6 @@ class RecordedRequest:
 
 
 @dataclass
-class _Fault:
-    kind: str
-    remaining: int
-    routes: frozenset[str]
-    options: dict[str, Any]
-
-
-@dataclass
 class _Task:
     task_id: str
     model_name: str
@@ -243,31 +235,9 @@ class _Task:
 
 @dataclass
 class _State:
-    requests: list[RecordedRequest] = field(default_factory=list)
-    faults: list[_Fault] = field(default_factory=list)
     tasks: dict[str, _Task] = field(default_factory=dict)
     videos: dict[str, bytes] = field(default_factory=dict)
     counter: int = 0
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    stub: KlingStub
-    role: str
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_GET(self) -> None:
-        self.server.stub._handle(self, "GET", self.server.role)
-
-    def do_POST(self) -> None:
-        self.server.stub._handle(self, "POST", self.server.role)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("kling stub %s: %s", self.server.role, format % args)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -275,8 +245,12 @@ class _Handler(BaseHTTPRequestHandler):
 # ---------------------------------------------------------------------------------------------------------
 
 
-class KlingStub:
+class KlingStub(StubServer[RecordedRequest]):
     """The stub server pair. Use as a context manager, or ``start()`` / ``stop()``."""
+
+    name = "kling-stub"
+    listeners = ("api", "cdn")
+    poll_interval_s = 0.01
 
     def __init__(
         self,
@@ -290,53 +264,18 @@ class KlingStub:
         self.secret_key = secret_key
         self.polls_before_done = polls_before_done
         self.clock = clock
-        self._lock = threading.Lock()
         self._state = _State()
-        self._servers: dict[str, _Server] = {}
-        self._threads: list[threading.Thread] = []
-
-    # -- lifecycle -----------------------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        for role in ("api", "cdn"):
-            server = _Server(("127.0.0.1", 0), _Handler)
-            server.stub, server.role = self, role
-            self._servers[role] = server
-            thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.01}, name=f"kling-stub-{role}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-        return self
-
-    def stop(self) -> None:
-        for server in self._servers.values():
-            server.shutdown()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._servers, self._threads = {}, []
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__()
 
     @property
     def url(self) -> str:
         """Base URL of the API server."""
-        return f"http://127.0.0.1:{self._servers['api'].server_address[1]}"
+        return self._base_url("api")
 
     @property
     def cdn_url(self) -> str:
         """Base URL of the CDN server that serves result videos (another origin)."""
-        return f"http://127.0.0.1:{self._servers['cdn'].server_address[1]}"
+        return self._base_url("cdn")
 
     # -- test controls ---------------------------------------------------------------------------------------
 
@@ -358,17 +297,7 @@ class KlingStub:
             routes = frozenset({route} if isinstance(route, str) else route)
         if not routes <= ROUTES:
             raise ValueError(f"unknown route in {sorted(routes)}")
-        with self._lock:
-            self._state.faults.append(_Fault(kind, count, routes, dict(options)))
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._state.requests)
-
-    def calls(self, route: str | None = None) -> int:
-        with self._lock:
-            return sum(1 for r in self._state.requests if route is None or r.route == route)
+        self._add_fault(kind, count, routes, options)
 
     def task_polls(self, task_id: str) -> int:
         with self._lock:
@@ -380,16 +309,6 @@ class KlingStub:
             return f"req-{self._state.counter:06d}"
 
     # -- internals -------------------------------------------------------------------------------------------
-
-    def _take_fault(self, route: str, kinds: frozenset[str]) -> _Fault | None:
-        with self._lock:
-            for fault in self._state.faults:
-                if fault.kind in kinds and route in fault.routes and fault.remaining > 0:
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self._state.faults.remove(fault)
-                    return fault
-        return None
 
     def _next_request_id(self) -> str:
         with self._lock:
@@ -431,16 +350,10 @@ class KlingStub:
             return 1004, header, claims
         return None, header, claims
 
-    def _handle(self, handler: _Handler, method: str, role: str) -> None:
+    def _handle(self, handler: StubHandler, method: str) -> None:
+        role = handler.server.listener
         split = urlsplit(handler.path)
-        length = int(handler.headers.get("content-length") or 0)
-        raw = handler.rfile.read(length) if length else b""
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw.decode("utf-8", "replace")
+        body, _ = self._read_body(handler)
         if role == "cdn":
             route = "download" if method == "GET" and _VIDEO_RE.match(split.path) else "unknown"
         elif split.path == "/v1/videos/image2video":
@@ -456,21 +369,20 @@ class KlingStub:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         if "authorization" in headers:
             headers["authorization"] = f"{authorization.partition(' ')[0]} {REDACTED}" if authorization else REDACTED
-        with self._lock:
-            self._state.requests.append(
-                RecordedRequest(
-                    server=role,
-                    method=method,
-                    path=handler.path,
-                    route=route,
-                    headers=headers,
-                    body=body,
-                    jwt_header=jwt_header,
-                    jwt_claims=claims,
-                    token_fingerprint=fingerprint(token) if token else None,
-                    auth_code=auth_code,
-                )
+        self._record(
+            RecordedRequest(
+                server=role,
+                method=method,
+                path=handler.path,
+                route=route,
+                headers=headers,
+                body=body,
+                jwt_header=jwt_header,
+                jwt_claims=claims,
+                token_fingerprint=fingerprint(token) if token else None,
+                auth_code=auth_code,
             )
+        )
 
         request_id = self._next_request_id()
         try:
@@ -484,7 +396,7 @@ class KlingStub:
                 if fault.kind == "slow":
                     time.sleep(float(fault.options.get("delay_s", 1.0)))
                 elif fault.kind == "not_json":
-                    self._send(handler, 200, b'{"code": 0, "message": "SUCC', "application/json")
+                    self._send_bytes(handler, 200, b'{"code": 0, "message": "SUCC', "application/json")
                     return
                 elif fault.kind == "echo_auth":
                     raise KlingApiError(1002, f"bad header {authorization}")
@@ -506,27 +418,20 @@ class KlingStub:
         except BrokenPipeError:  # the client gave up (timeout tests)
             pass
 
-    def _send(self, handler: _Handler, status: int, payload: bytes, content_type: str) -> None:
-        handler.send_response(status)
-        handler.send_header("content-type", content_type)
-        handler.send_header("content-length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
-
-    def _json(self, handler: _Handler, status: int, body: dict[str, Any]) -> None:
+    def _json(self, handler: StubHandler, status: int, body: dict[str, Any]) -> None:
         try:
-            self._send(handler, status, json.dumps(body).encode(), "application/json")
+            self._send_json(handler, status, body)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def _download(self, handler: _Handler, route: str, path: str) -> None:
+    def _download(self, handler: StubHandler, route: str, path: str) -> None:
         match = _VIDEO_RE.match(path)
         with self._lock:
             data = self._state.videos.get(match.group("id")) if route == "download" and match else None
         if data is None:
-            self._send(handler, 404, b"not found", "text/plain")
+            self._send_bytes(handler, 404, b"not found", "text/plain")
             return
-        self._send(handler, 200, data, "video/mp4")
+        self._send_bytes(handler, 200, data, "video/mp4")
 
     def _create(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):

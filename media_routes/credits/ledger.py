@@ -1,0 +1,334 @@
+"""Ledger of every provider call and cache hit, priced from a YAML price table, with pandas totals.
+
+Local storage is SQLite; :data:`SCHEMA_SQL` uses only portable SQL (explicit types, a text UUID primary key
+generated in Python instead of AUTOINCREMENT, ``BOOLEAN``/``DOUBLE PRECISION`` which Postgres takes as-is and
+SQLite maps to integer/real affinity, ISO-8601 UTC timestamps as text) so the same statements create the table
+on Postgres. Parameters are bound with ``?`` here; a Postgres driver would use ``%s``.
+
+Each row's ``credits``/``usd`` is what the call cost: the priced amount for a miss, zero for a cache hit. A hit
+also records what it would have cost in ``saved_credits``/``saved_usd``, which the reports sum as savings.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from media_routes.credits.call_cache import CacheResult, CallCache
+
+DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS ledger_calls (
+    id            VARCHAR(32) PRIMARY KEY,
+    ts            VARCHAR(40) NOT NULL,
+    run_id        TEXT NOT NULL,
+    campaign      TEXT NOT NULL,
+    format        TEXT NULL,
+    stage         TEXT NOT NULL,
+    provider      TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    units         TEXT NOT NULL,
+    credits       DOUBLE PRECISION NOT NULL,
+    usd           DOUBLE PRECISION NOT NULL,
+    saved_credits DOUBLE PRECISION NOT NULL,
+    saved_usd     DOUBLE PRECISION NOT NULL,
+    hit           BOOLEAN NOT NULL,
+    call_key      VARCHAR(64) NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_calls_campaign ON ledger_calls (campaign);
+CREATE INDEX IF NOT EXISTS ledger_calls_call_key ON ledger_calls (call_key);
+"""
+
+_UNIT_FIELDS = {
+    "image": "images",
+    "megapixel": "megapixels",
+    "video_second": "video_seconds",
+    "compute_second": "compute_seconds",
+}
+GROUPS = ("campaign", "stage", "provider", "format")
+
+
+class UnknownPriceError(KeyError):
+    """No price-table entry for a provider/model; the call must not be made unpriced."""
+
+    def __init__(self, provider: str, model: str, source: str) -> None:
+        super().__init__(provider, model)
+        self.provider = provider
+        self.model = model
+        self.message = f"no price for provider={provider!r} model={model!r} in {source}; add it with source and as_of"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Units:
+    """Billable quantities of one call. ``compute_seconds`` is for local-engine calls (priced at zero)."""
+
+    images: float = 0
+    megapixels: float = 0
+    video_seconds: float = 0
+    compute_seconds: float = 0
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Price:
+    provider: str
+    model: str
+    unit: str
+    usd_per_unit: float
+    source: str
+    as_of: date
+
+
+class PriceTable:
+    """Prices per (provider, model), each with its source and date. ``usd_per_credit`` defines the credit."""
+
+    def __init__(self, prices: Sequence[Price], *, usd_per_credit: float, source: str = "<in memory>") -> None:
+        if usd_per_credit <= 0:
+            raise ValueError("usd_per_credit must be positive")
+        self.usd_per_credit = usd_per_credit
+        self.source = source
+        self._prices: dict[tuple[str, str], Price] = {}
+        for p in prices:
+            if p.unit not in _UNIT_FIELDS:
+                units = sorted(_UNIT_FIELDS)
+                raise ValueError(f"{source}: {p.provider}/{p.model}: unknown unit {p.unit!r}, use one of {units}")
+            if p.usd_per_unit < 0:
+                raise ValueError(f"{source}: {p.provider}/{p.model}: negative price")
+            if (p.provider, p.model) in self._prices:
+                raise ValueError(f"{source}: duplicate price for {p.provider}/{p.model}")
+            self._prices[(p.provider, p.model)] = p
+
+    @classmethod
+    def from_yaml(cls, path: Path = DEFAULT_PRICES) -> PriceTable:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        prices = []
+        for i, entry in enumerate(doc.get("prices") or []):
+            missing = {"provider", "model", "unit", "usd_per_unit", "source", "as_of"} - set(entry)
+            if missing:
+                raise ValueError(f"{path}: price #{i} lacks {sorted(missing)}")
+            as_of = entry["as_of"]
+            if not isinstance(as_of, date):
+                as_of = date.fromisoformat(str(as_of))
+            prices.append(
+                Price(
+                    provider=str(entry["provider"]),
+                    model=str(entry["model"]),
+                    unit=str(entry["unit"]),
+                    usd_per_unit=float(entry["usd_per_unit"]),
+                    source=str(entry["source"]),
+                    as_of=as_of,
+                )
+            )
+        return cls(prices, usd_per_credit=float(doc["usd_per_credit"]), source=str(path))
+
+    def lookup(self, provider: str, model: str) -> Price:
+        found = self._prices.get((provider, model)) or self._prices.get((provider, "*"))
+        if found is None:
+            raise UnknownPriceError(provider, model, self.source)
+        return found
+
+    def price(self, provider: str, model: str, units: Units) -> tuple[float, float]:
+        """``(credits, usd)`` for one call of ``model`` with these units."""
+        p = self.lookup(provider, model)
+        quantity = getattr(units, _UNIT_FIELDS[p.unit])
+        if quantity < 0:
+            raise ValueError(f"negative {_UNIT_FIELDS[p.unit]} for {provider}/{model}")
+        usd = round(quantity * p.usd_per_unit, 6)
+        return round(usd / self.usd_per_credit, 6), usd
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: str
+    ts: str
+    run_id: str
+    campaign: str
+    format: str | None
+    stage: str
+    provider: str
+    model: str
+    units: Units
+    credits: float
+    usd: float
+    saved_credits: float
+    saved_usd: float
+    hit: bool
+    call_key: str | None
+
+
+class Ledger:
+    """Append-only SQLite ledger at ``db``; every record is priced with ``prices``."""
+
+    def __init__(self, db: Path, prices: PriceTable) -> None:
+        self.db = Path(db)
+        self.prices = prices
+        self.db.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            for statement in SCHEMA_SQL.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.db, timeout=60.0)
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def record(
+        self,
+        *,
+        run_id: str,
+        campaign: str,
+        stage: str,
+        provider: str,
+        model: str,
+        units: Units,
+        hit: bool,
+        call_key: str | None,
+        format: str | None = None,
+    ) -> LedgerRow:
+        """Price and append one call (``hit=False``) or cache hit (``hit=True``, costs zero, records the saving)."""
+        credits, usd = self.prices.price(provider, model, units)
+        row = LedgerRow(
+            id=uuid.uuid4().hex,
+            ts=datetime.now(UTC).isoformat(timespec="microseconds"),
+            run_id=run_id,
+            campaign=campaign,
+            format=format,
+            stage=stage,
+            provider=provider,
+            model=model,
+            units=units,
+            credits=0.0 if hit else credits,
+            usd=0.0 if hit else usd,
+            saved_credits=credits if hit else 0.0,
+            saved_usd=usd if hit else 0.0,
+            hit=hit,
+            call_key=call_key,
+        )
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO ledger_calls (id, ts, run_id, campaign, format, stage, provider, model, units, credits,"
+                " usd, saved_credits, saved_usd, hit, call_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id,
+                    row.ts,
+                    row.run_id,
+                    row.campaign,
+                    row.format,
+                    row.stage,
+                    row.provider,
+                    row.model,
+                    units.to_json(),
+                    row.credits,
+                    row.usd,
+                    row.saved_credits,
+                    row.saved_usd,
+                    row.hit,
+                    row.call_key,
+                ),
+            )
+        return row
+
+    def frame(self, campaign: str | None = None) -> pd.DataFrame:
+        """All ledger rows (optionally of one campaign) with ``hit`` as bool and ``units`` parsed to dicts."""
+        sql = "SELECT * FROM ledger_calls"
+        params: tuple[Any, ...] = ()
+        if campaign is not None:
+            sql += " WHERE campaign = ?"
+            params = (campaign,)
+        with self._connect() as conn:
+            df = pd.read_sql_query(sql + " ORDER BY ts, id", conn, params=params)
+        df["hit"] = df["hit"].astype(bool)
+        df["units"] = df["units"].map(json.loads)
+        return df
+
+    def totals(self, by: str | Sequence[str] = "campaign", campaign: str | None = None) -> pd.DataFrame:
+        """Spend grouped by any of campaign/stage/provider/format: calls, hits, misses, credits, usd, savings, hit_rate.
+
+        A missing ``format`` is its own group (NaN), not dropped.
+        """
+        keys = [by] if isinstance(by, str) else list(by)
+        bad = [k for k in keys if k not in GROUPS]
+        if bad or not keys:
+            raise ValueError(f"group by {bad or keys}: choose from {GROUPS}")
+        df = self.frame(campaign)
+        cols = ["calls", "hits", "misses", "credits", "usd", "saved_credits", "saved_usd", "hit_rate"]
+        if df.empty:
+            return pd.DataFrame(columns=keys + cols)
+        out = (
+            df.groupby(keys, dropna=False)
+            .agg(
+                calls=("id", "count"),
+                hits=("hit", "sum"),
+                credits=("credits", "sum"),
+                usd=("usd", "sum"),
+                saved_credits=("saved_credits", "sum"),
+                saved_usd=("saved_usd", "sum"),
+            )
+            .reset_index()
+        )
+        out["hits"] = out["hits"].astype(int)
+        out["misses"] = out["calls"] - out["hits"]
+        out["hit_rate"] = out["hits"] / out["calls"]
+        return out[keys + cols]
+
+    def hit_rate(self, campaign: str | None = None) -> float | None:
+        """Share of ledger rows that were cache hits; None when nothing was recorded."""
+        df = self.frame(campaign)
+        return None if df.empty else float(df["hit"].mean())
+
+
+def cached_call(
+    cache: CallCache,
+    ledger: Ledger,
+    *,
+    key: str,
+    fn: Callable[[], bytes],
+    run_id: str,
+    campaign: str,
+    stage: str,
+    provider: str,
+    model: str,
+    units: Units,
+    format: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> CacheResult:
+    """Get-or-call through the cache and record the outcome in the ledger.
+
+    The price is looked up first, so an unpriced model fails before anything is paid. Gap: a crash between the
+    paid call being stored and the ledger insert leaves that call out of the ledger (the result itself is safe).
+    """
+    ledger.prices.price(provider, model, units)
+    result = cache.get_or_call(key, fn, meta=meta)
+    ledger.record(
+        run_id=run_id,
+        campaign=campaign,
+        format=format,
+        stage=stage,
+        provider=provider,
+        model=model,
+        units=units,
+        hit=result.hit,
+        call_key=key,
+    )
+    return result

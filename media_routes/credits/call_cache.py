@@ -45,6 +45,7 @@ SQLite is not safe on every network filesystem, so a multi-machine store wants P
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -59,6 +60,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from media_routes.credits.sqlite import connect
 
 KEY_FORMAT_VERSION = 1
 _FLOAT_DIGITS = 12
@@ -172,15 +175,8 @@ class CallCache:
         with self._connect() as conn:
             conn.execute(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # A fresh connection per operation keeps the cache usable from any thread; commit on success, always close.
-        conn = sqlite3.connect(self.db, timeout=60.0)
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return connect(self.db)
 
     def path_for(self, key: str) -> Path:
         _check_key(key)

@@ -11,11 +11,11 @@ also records what it would have cost in ``saved_credits``/``saved_usd``, which t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from media_routes.credits.call_cache import CacheResult, CallCache
+from media_routes.credits.sqlite import connect
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")
 
@@ -184,14 +185,8 @@ class Ledger:
                 if statement.strip():
                     conn.execute(statement)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.db, timeout=60.0)
-        try:
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return connect(self.db)
 
     def record(
         self,

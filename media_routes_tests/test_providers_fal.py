@@ -30,25 +30,13 @@ from media_routes.providers.errors import (
 )
 from media_routes.providers.fal import FalQueueClient, FalRequest
 from media_routes.providers.retry import call_with_retries
+from media_routes_tests.fakes import FakeTime
 from media_routes_tests.stubs.fal_stub import FalStub
 
 KEY = "fake-key-id:fake-key-secret-0123456789"
 SECRET = "fake-key-secret-0123456789"
 CLARITY = "fal-ai/clarity-upscaler"
 FILL = "fal-ai/flux-pro/v1/fill"
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ from media_routes.providers.gemini import (
     parse_retry_after,
 )
 from media_routes.providers.retry import ConcurrencyLimiter, backoff_delay, call_with_retries
+from media_routes_tests.fakes import FakeTime
 from media_routes_tests.stubs.google_stub import (
     API_KEY_INVALID_BODY,
     DRAFT_IMAGE_SIZE,
@@ -78,21 +79,6 @@ def images(stub: GoogleStub) -> Iterator[GeminiImageClient]:
 def veo(stub: GoogleStub) -> Iterator[VeoClient]:
     with VeoClient(KEY, base_url=stub.url, timeout=10.0) as client:
         yield client
-
-
-class FakeTime:
-    """A clock that only moves when something sleeps on it; records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 def png(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:

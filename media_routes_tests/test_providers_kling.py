@@ -37,6 +37,7 @@ from media_routes.providers.kling import (
     error_from_failed_task,
 )
 from media_routes.providers.retry import call_with_retries
+from media_routes_tests.fakes import FakeTime
 from media_routes_tests.stubs.kling_stub import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,
@@ -55,21 +56,6 @@ MODEL = "kling-v2-5-turbo"
 # --------------------------------------------------------------------------------------------------------
 # fixtures and helpers
 # --------------------------------------------------------------------------------------------------------
-
-
-class FakeTime:
-    """A clock that only moves when something sleeps on it (or ``advance``); records every sleep."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -75,8 +75,9 @@ def trace(instance: dg.DagsterInstance, campaign_id: str, formats: list[str] | N
                 row = trace_row(stage, partition, record)
                 if stage == "aspect_outpaint":
                     from media_routes import approvals
+                    from media_routes.defs.partitions import split_campaign_format
 
-                    campaign, fmt = partition.split("|")
+                    campaign, fmt = split_campaign_format(partition)
                     row["approval"] = approvals.latest(instance, campaign, fmt)
                 rows.append(row)
     return rows

@@ -23,6 +23,7 @@ from pathlib import Path
 import dagster as dg
 
 from media_routes import approvals
+from media_routes.defs.partitions import split_campaign_format
 from media_routes.lineage import latest_record
 from media_routes.spec import load_all
 
@@ -63,7 +64,7 @@ class WantedByCampaign(dg.AutomationCondition):
         instance = context.asset_graph_view.instance
         wanted = set()
         for key in candidates.expensively_compute_partition_keys():
-            cid, fmt = _split(key)
+            cid, fmt = split_campaign_format(key)
             campaign = good.get(cid)
             if campaign is None or fmt not in campaign.spec.formats:
                 continue
@@ -71,12 +72,6 @@ class WantedByCampaign(dg.AutomationCondition):
                 continue
             wanted.add(key)
         return dg.AutomationResult(context, true_subset=candidates.compute_intersection_with_partition_keys(wanted))
-
-
-def _split(key: str) -> tuple[str, str]:
-    """'campaign|format' (dimensions in alphabetical order of their names)."""
-    campaign, fmt = key.split("|", 1)
-    return campaign, fmt
 
 
 def stage_conditions(campaigns_dir: str) -> dict[str, dg.AutomationCondition | None]:

@@ -17,3 +17,9 @@ campaign_x_format_partitions = dg.MultiPartitionsDefinition(
 
 def campaign_format_key(campaign: str, fmt: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"campaign": campaign, "format": fmt})
+
+
+def split_campaign_format(key: str) -> tuple[str, str]:
+    """'campaign|format' back into its parts (Dagster joins dimensions in alphabetical order of their names)."""
+    campaign, fmt = key.split("|", 1)
+    return campaign, fmt

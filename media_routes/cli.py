@@ -263,6 +263,36 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_routes(args: argparse.Namespace) -> int:
+    """The route plan of a campaign: chosen route, fallbacks and rejections per stage, nothing run."""
+    from media_routes.routing.profiles import ProfileError
+    from media_routes.routing.router import plan_campaign
+
+    campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
+    try:
+        campaign = load_campaign(campaigns_dir / args.campaign / SPEC_FILENAME)
+    except SpecError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    hub = _resources(campaigns_dir)["providers"]
+    try:
+        plans = plan_campaign(campaign, hub.router_context())
+    except ProfileError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    if args.json:
+        out.print_json(json.dumps([p.as_json() for p in plans]))
+    else:
+        profile = plans[0].profile
+        out.print(f"[bold]{campaign.id}[/bold]: profile {profile.name} (intent {profile.intent}) from {profile.path}")
+        for plan in plans:
+            for line in plan.explain():
+                out.print(line, highlight=False)
+        total = sum(p.chosen.credits or 0.0 for p in plans if p.chosen)
+        out.print(f"estimated credits for one full run on the chosen routes: {total:g} (before cache hits)")
+    return 0 if all(p.chosen for p in plans) else 2
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
     from media_routes import approvals
     from media_routes.formats import FORMAT_KEYS
@@ -386,6 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format")
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_trace)
+
+    ro = sub.add_parser("routes", help="explain the route plan of a campaign (chosen, fallbacks, rejected)")
+    ro.add_argument("campaign")
+    ro.add_argument("--json", action="store_true")
+    ro.add_argument("--campaigns-dir")
+    ro.set_defaults(func=cmd_routes)
 
     ap = sub.add_parser("approve", help="approve (or --reject) a format's still so motion may run")
     ap.add_argument("campaign")

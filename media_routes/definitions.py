@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import dagster as dg
 
 from media_routes import settings
 from media_routes.defs.automation import automation_sensor, with_automation
 from media_routes.defs.campaign_specs import SPEC_SLICE_ASSETS
 from media_routes.defs.jobs import JOBS
+from media_routes.defs.providers import provider_hub_from_env
 from media_routes.defs.resources import CampaignCatalog, LocalMediaStore
 from media_routes.defs.review import review_still
 from media_routes.defs.schedules import campaign_refresh_schedule
@@ -16,13 +20,25 @@ from media_routes.defs.stages import STAGE_ASSETS
 
 
 def build_resources(
-    *, campaigns_dir: str | None = None, media_root: str | None = None
+    *, campaigns_dir: str | None = None, media_root: str | None = None, state_dir: str | None = None
 ) -> dict[str, dg.ConfigurableResource]:
-    """Resources for the local environment. Production backends (S3, Postgres) plug in here."""
+    """Resources for the local environment. Production backends (S3, Postgres) plug in here.
+
+    Hosted providers read their keys and base URLs from the environment (``dg.EnvVar``); without keys
+    every hosted route is rejected by the router and the profiles fall back to the local engine.
+    """
     return {
         "campaigns": CampaignCatalog(campaigns_dir=campaigns_dir or str(settings.campaigns_dir())),
         "media_store": LocalMediaStore(root=media_root or str(settings.media_root())),
+        "providers": provider_hub_from_env(state_dir or _state_dir_beside(media_root)),
     }
+
+
+def _state_dir_beside(media_root: str | None) -> str:
+    """Credits state next to an explicit media root (tests, benchmarks), else the configured default."""
+    if media_root and not os.environ.get(settings.ENV_STATE_DIR):
+        return str(Path(media_root).parent / "credits")
+    return str(settings.state_dir())
 
 
 def build_definitions(*, campaigns_dir: str | None = None, media_root: str | None = None) -> dg.Definitions:

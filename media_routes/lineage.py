@@ -55,6 +55,8 @@ def trace_row(stage: str, partition: str, record: dg.EventLogRecord) -> dict[str
         "layers": _value(meta, "layers") or {},
         "checks": _value(meta, "checks") or {},
         "drift_heatmap": _value(meta, "drift_heatmap_path"),
+        "route": _value(meta, "route") or {},
+        "credits": _value(meta, "credits"),
     }
     if _value(meta, "duration_s") is not None:
         row["duration_s"] = _value(meta, "duration_s")

@@ -32,3 +32,13 @@ def media_root() -> Path:
     if os.environ.get(ENV_MEDIA_ROOT):
         return Path(os.environ[ENV_MEDIA_ROOT]).expanduser().resolve()
     return dagster_home() / "media"
+
+
+ENV_STATE_DIR = "MEDIA_ROUTES_STATE_DIR"
+
+
+def state_dir() -> Path:
+    """Call cache, ledger, route health, provider slots: $MEDIA_ROUTES_STATE_DIR, else <dagster home>/credits."""
+    if os.environ.get(ENV_STATE_DIR):
+        return Path(os.environ[ENV_STATE_DIR]).expanduser().resolve()
+    return dagster_home() / "credits"

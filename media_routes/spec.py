@@ -36,8 +36,6 @@ STAGES = (
     "aspect_outpaint",
     "motion",
 )
-# Providers that have an adapter in this version. Hosted adapters (gemini, veo, kling, fal) come with #3.
-AVAILABLE_PROVIDERS = ("local",)
 
 
 class _Model(BaseModel):
@@ -288,31 +286,36 @@ class Quality(_Model):
     bridge_strength: Annotated[float, Field(ge=0, le=1)] = 0.8
 
 
-def _provider(v: str) -> str:
-    if v not in AVAILABLE_PROVIDERS:
-        raise ValueError(
-            f"provider {v!r} is not available in this version (available: {', '.join(AVAILABLE_PROVIDERS)})"
-        )
+def _route_id(v: str | None) -> str | None:
+    if v is None:
+        return None
+    from media_routes.routing.catalog import CARDS  # late: the catalog imports STAGES from here
+
+    if v not in CARDS:
+        raise ValueError(f"unknown route {v!r} (known routes: {', '.join(CARDS)})")
     return v
 
 
 class Route(_Model):
-    """Provider per stage. Hosted adapters plug in here (issue #3)."""
+    """The routing profile (``media_routes/routes/<profile>.yaml`` or a team ``routes/`` folder) and
+    optional per-stage overrides: a route id (``local``, ``google/gemini-3-pro-image-preview``, ...) that
+    replaces the profile's candidates for that stage."""
 
-    base_composition: str = "local"
-    lighting_iteration: str = "local"
-    inpaint_fix: str = "local"
-    k_upscale: str = "local"
-    aspect_outpaint: str = "local"
-    motion: str = "local"
+    profile: str = Field("local", description="name of a routing profile")
+    base_composition: str | None = None
+    lighting_iteration: str | None = None
+    inpaint_fix: str | None = None
+    k_upscale: str | None = None
+    aspect_outpaint: str | None = None
+    motion: str | None = None
 
     @field_validator(*STAGES)
     @classmethod
-    def _known_provider(cls, v: str) -> str:
-        return _provider(v)
+    def _known_route(cls, v: str | None) -> str | None:
+        return _route_id(v)
 
-    def provider_for(self, stage: str) -> str:
-        return str(getattr(self, stage))
+    def override_for(self, stage: str) -> str | None:
+        return getattr(self, stage)
 
 
 class CampaignSpec(_Model):
@@ -385,7 +388,8 @@ class CampaignSpec(_Model):
         for i, fix in enumerate(self.fixes):
             if fix.action == "instruct" and self.route.inpaint_fix == "local":
                 raise ValueError(
-                    f"fixes.{i}: action 'instruct' needs a hosted inpaint route; route.inpaint_fix is 'local'"
+                    f"fixes.{i}: action 'instruct' needs a hosted inpaint route that follows instructions; "
+                    "route.inpaint_fix is 'local'"
                 )
         return self
 

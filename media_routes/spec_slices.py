@@ -39,13 +39,32 @@ def _files(campaign: Campaign, stage: str) -> list[str]:
     return []
 
 
+def route_slice(campaign: Campaign, stage: str) -> dict[str, Any]:
+    """What decides a stage's route: the override, or the profile's candidates and settings for it.
+
+    Editing a profile file therefore makes the stages it routes differently stale, not all of them.
+    """
+    from media_routes.routing.profiles import ProfileError, load_profile
+
+    route = campaign.spec.route
+    override = route.override_for(stage)
+    if override is not None:
+        return {"override": override}
+    try:
+        profile = load_profile(route.profile)
+    except ProfileError:
+        return {"profile": route.profile, "missing": True}
+    settings = profile.model_dump(include={"intent", "reroute_on_block", "chain_video", "prefer", "prompt_style"})
+    return {"profile": route.profile, "candidates": profile.stages[stage], **settings}
+
+
 def stage_slice_hashes(campaign: Campaign) -> dict[str, str]:
     """A hash per stage of the spec fields and files that stage reads."""
     data: dict[str, Any] = campaign.spec.model_dump(mode="json")
     out = {}
     for stage in STAGES:
         h = hashlib.sha256()
-        part = {k: data[k] for k in SLICE_FIELDS[stage]} | {"route": data["route"][stage]}
+        part = {k: data[k] for k in SLICE_FIELDS[stage]} | {"route": route_slice(campaign, stage)}
         h.update(json.dumps(part, sort_keys=True).encode())
         for rel in sorted(_files(campaign, stage)):
             h.update(rel.encode())

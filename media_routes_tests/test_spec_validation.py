@@ -70,9 +70,9 @@ def test_unknown_format(spec: Path) -> None:
     _assert_problem(spec, "formats", "unknown format", "3x2")
 
 
-def test_hosted_provider_not_available_yet(spec: Path) -> None:
+def test_unknown_route_names_the_known_ones(spec: Path) -> None:
     _edit(spec, lambda d: d.__setitem__("route", {"motion": "veo"}))
-    _assert_problem(spec, "route.motion", "veo", "not available")
+    _assert_problem(spec, "route.motion", "unknown route 'veo'", "kling/kling-v2-5-turbo")
 
 
 def test_mask_rect_outside_image(spec: Path) -> None:

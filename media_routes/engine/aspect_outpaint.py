@@ -230,6 +230,51 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4)
 
 
+def placement_on_canvas(
+    w: int, h: int, aspect: float, anchor: tuple[float, float]
+) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """((canvas w, h), (x, y, w, h) of the original on it): the geometry every outpaint route shares."""
+    cw, ch = canvas_size(w, h, aspect)
+    return (cw, ch), (round((cw - w) * anchor[0]), round((ch - h) * anchor[1]), w, h)
+
+
+def place_on_fill(
+    image: np.ndarray,
+    fill: np.ndarray,
+    aspect: float,
+    delivery_size: tuple[int, int],
+    *,
+    anchor: tuple[float, float] = (0.5, 0.5),
+    subject_mask: np.ndarray | None = None,
+) -> OutpaintResult:
+    """Outpaint with a fill made elsewhere (a hosted model): ``fill`` covers the whole canvas at any
+    resolution; the original is put back pixel for pixel at its placement, as in :func:`outpaint`."""
+    h, w = image.shape[:2]
+    (cw, ch), (x, y, _, _) = placement_on_canvas(w, h, aspect, anchor)
+    canvas = _resize(fill[..., :3], (cw, ch))
+    canvas[y : y + h, x : x + w] = image
+    mask_out = None
+    if subject_mask is not None:
+        placed = np.zeros((ch, cw), np.uint8)
+        placed[y : y + h, x : x + w] = subject_mask
+        mask_out = _resize(placed, delivery_size)
+    metrics: dict[str, float] = {
+        "canvas_w": cw,
+        "canvas_h": ch,
+        "expanded_px": cw * ch - w * h,
+        "fill_fraction": (cw * ch - w * h) / (cw * ch),
+        "seam_delta_e": _seam_delta_e(canvas, x, y, w, h),
+        "seam_gradient_ratio": round(seam_gradient_ratio(canvas, x, y, w, h), 4),
+    }
+    return OutpaintResult(
+        canvas=canvas,
+        placement=(x, y, w, h),
+        delivery=_resize(canvas, delivery_size),
+        subject_mask=mask_out,
+        metrics=metrics,
+    )
+
+
 def outpaint(
     image: np.ndarray,
     aspect: float,
@@ -251,8 +296,7 @@ def outpaint(
     h, w = image.shape[:2]
     if subject_mask is not None and subject_mask.shape[:2] != (h, w):
         raise ValueError(f"subject_mask shape {subject_mask.shape} does not match image {(h, w)}")
-    cw, ch = canvas_size(w, h, aspect)
-    x, y = round((cw - w) * ax), round((ch - h) * ay)
+    (cw, ch), (x, y, _, _) = placement_on_canvas(w, h, aspect, anchor)
 
     grain_sigma = 0.0
     if (cw, ch) == (w, h):

@@ -135,12 +135,17 @@ def apply_fixes(image: np.ndarray, campaign: Campaign, *, seed: int) -> InpaintR
     for i, fix in enumerate(campaign.spec.fixes):
         rng = np.random.default_rng([seed, i])
         layer = apply_fix(current, fix, campaign, rng)
-        a = layer.alpha.astype(np.float32)[..., None] / 255.0
-        blended = current.astype(np.float32) * (1 - a) + layer.rgba[..., :3].astype(np.float32) * a
-        current = np.where(layer.alpha[..., None] > 0, np.clip(np.rint(blended), 0, 255), current).astype(np.uint8)
+        current = blend_layer(current, layer)
         union = np.maximum(union, layer.alpha)
         layers.append(layer)
     return InpaintResult(image=current, layers=layers, changed_mask=union)
+
+
+def blend_layer(current: np.ndarray, layer: FixLayer) -> np.ndarray:
+    """``current`` with the layer's fixed pixels blended in by its feathered alpha; untouched where alpha is 0."""
+    a = layer.alpha.astype(np.float32)[..., None] / 255.0
+    blended = current.astype(np.float32) * (1 - a) + layer.rgba[..., :3].astype(np.float32) * a
+    return np.where(layer.alpha[..., None] > 0, np.clip(np.rint(blended), 0, 255), current).astype(np.uint8)
 
 
 def apply_fix(image: np.ndarray, fix: Fix, campaign: Campaign, rng: np.random.Generator) -> FixLayer:

@@ -234,3 +234,26 @@ class StubServer(Generic[RequestT]):
         handler.end_headers()
         handler.wfile.write(data)
         handler.wfile.flush()
+
+
+def image_video_frames(image_png: bytes, size: tuple[int, int], n_frames: int) -> list[Any]:
+    """Frames of a slow push-in over ``image_png`` at ``size`` (what an image-to-video model starts from).
+
+    The stubs use it so a hosted motion stage gets a video that looks like its still (not a flat colour),
+    which the stage's frame gates and brand measurement can work on.
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image_png)) as img:
+        base = img.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    w, h = size
+    frames = []
+    for i in range(n_frames):
+        zoom = 1.0 + 0.06 * i / max(1, n_frames - 1)
+        cw, ch = w / zoom, h / zoom
+        box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
+        frames.append(np.asarray(base.resize(size, Image.Resampling.BILINEAR, box=box)))
+    return frames

@@ -156,8 +156,9 @@ def _seed(*parts: bytes | str) -> int:
     return int.from_bytes(digest.digest()[:8], "big")
 
 
-def render_png(size: tuple[int, int], *key: bytes | str) -> bytes:
-    """A deterministic small PNG: a colour and a stripe picked from a hash of ``key``."""
+def render_png(size: tuple[int, int], *key: bytes | str, base: Image.Image | None = None) -> bytes:
+    """A deterministic PNG: a colour and a stripe picked from a hash of ``key``, blended at 25 % over ``base``
+    (the input image, as an upscaler, fill or expand model returns something derived from it) when given."""
     seed = _seed(*key)
     colour = (seed & 0xFF, (seed >> 8) & 0xFF, (seed >> 16) & 0xFF)
     img = Image.new("RGB", size, colour)
@@ -165,6 +166,8 @@ def render_png(size: tuple[int, int], *key: bytes | str) -> bytes:
     x = (seed >> 24) % max(1, size[0])
     for y in range(size[1]):
         img.putpixel((x, y), stripe)
+    if base is not None:
+        img = Image.blend(base.convert("RGB").resize(size, Image.Resampling.BILINEAR), img, 0.25)
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
@@ -532,7 +535,7 @@ class FalStub(StubServer[RecordedRequest]):
             factor = float(body.get("scale", body.get("upscale_factor", 2)))
             size = (round(width * factor), round(height * factor))
         key = json.dumps({k: v for k, v in body.items() if k != "sync_mode"}, sort_keys=True)
-        data = render_png(size, job.model, key)
+        data = render_png(size, job.model, key, base=source)
         file_name = f"{job.request_id}.png"
         if body.get("sync_mode"):
             url = "data:image/png;base64," + base64.b64encode(data).decode("ascii")

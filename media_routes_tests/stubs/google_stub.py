@@ -41,7 +41,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from media_routes_tests.stubs.base import Fault, StubHandler, StubServer
+from media_routes_tests.stubs.base import Fault, StubHandler, StubServer, image_video_frames
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +229,12 @@ def render_png(size: tuple[int, int], *key: bytes | str, base: Image.Image | Non
     return out.getvalue()
 
 
-def render_mp4(aspect_ratio: str, duration_s: int, *key: bytes | str) -> bytes:
-    """A tiny H.264 MP4 (yuv420p, 24 fps, no audio) whose colour comes from the hash of ``key``."""
+def render_mp4(aspect_ratio: str, duration_s: int, *key: bytes | str, image_png: bytes | None = None) -> bytes:
+    """A tiny H.264 MP4 (yuv420p, 24 fps, no audio): a slow push-in over ``image_png`` when given, else a
+    flat colour from the hash of ``key``."""
     width, height = VEO_SIZES[aspect_ratio]
     colour = _seed_of(*key).integers(40, 216, 3)
+    pictures = image_video_frames(image_png, (width, height), duration_s * VEO_FPS) if image_png else None
     out = io.BytesIO()
     with av.open(out, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=VEO_FPS)
@@ -242,7 +244,8 @@ def render_mp4(aspect_ratio: str, duration_s: int, *key: bytes | str) -> bytes:
         stream.codec_context.thread_count = 1
         for index in range(duration_s * VEO_FPS):
             level = np.clip(colour + (index % VEO_FPS) * 2, 0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(np.broadcast_to(level, (height, width, 3)).copy(), format="rgb24")
+            picture = pictures[index] if pictures else np.broadcast_to(level, (height, width, 3)).copy()
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts = index
             frame.time_base = Fraction(1, VEO_FPS)
             for packet in stream.encode(frame):
@@ -330,6 +333,7 @@ class _Operation:
     options: dict[str, Any]
     polls_left: int
     file_id: str | None = None
+    image_png: bytes | None = None
 
 
 @dataclass
@@ -753,6 +757,7 @@ class GoogleStub(StubServer[RecordedRequest]):
             prompt=prompt,
             aspect_ratio=aspect,
             duration_s=int(duration),
+            image_png=_b64decode(instance["image"]["bytesBase64Encoded"]) if "image" in instance else None,
             outcome=fault.kind if fault else "video",
             options=fault.options if fault else {},
             polls_left=self.polls_until_done,
@@ -791,14 +796,24 @@ class GoogleStub(StubServer[RecordedRequest]):
                 "response": {"@type": response_type, "generateVideoResponse": result},
             }
         if operation.outcome == "veo_inline":
-            video_bytes = render_mp4(operation.aspect_ratio, operation.duration_s, operation.model, operation.prompt)
+            video_bytes = render_mp4(
+                operation.aspect_ratio,
+                operation.duration_s,
+                operation.model,
+                operation.prompt,
+                image_png=operation.image_png,
+            )
             video: dict[str, Any] = {"encodedVideo": _b64(video_bytes), "encoding": "video/mp4"}
         else:
             with self._lock:
                 if operation.file_id is None:
                     operation.file_id = self._next_id_unlocked()
                     self._state.files[operation.file_id] = render_mp4(
-                        operation.aspect_ratio, operation.duration_s, operation.model, operation.prompt
+                        operation.aspect_ratio,
+                        operation.duration_s,
+                        operation.model,
+                        operation.prompt,
+                        image_png=operation.image_png,
                     )
                 file_id = operation.file_id
             video = {"uri": f"{self.url}/{version}/files/{file_id}:download?alt=media"}

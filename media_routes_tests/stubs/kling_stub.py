@@ -51,7 +51,7 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from media_routes_tests.stubs.base import StubHandler, StubServer
+from media_routes_tests.stubs.base import StubHandler, StubServer, image_video_frames
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,11 @@ def video_size_for(image_size: tuple[int, int]) -> tuple[int, int]:
     return (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
 
 
-def render_mp4(size: tuple[int, int], duration_s: int) -> bytes:
-    """A tiny H.264 MP4 (yuv420p, 24 fps, no audio) of ``duration_s`` seconds; cached."""
-    key = (size[0], size[1], duration_s)
+def render_mp4(size: tuple[int, int], duration_s: int, image_png: bytes | None = None) -> bytes:
+    """A tiny H.264 MP4 (yuv420p, 24 fps, no audio) of ``duration_s`` seconds; cached.
+
+    With ``image_png`` the frames are a slow push-in over that image, else flat grey levels."""
+    key = (size[0], size[1], duration_s, hashlib.sha256(image_png or b"").hexdigest())
     with _VIDEO_LOCK:
         cached = _VIDEO_CACHE.get(key)
         if cached is not None:
@@ -181,9 +183,12 @@ def render_mp4(size: tuple[int, int], duration_s: int) -> bytes:
             stream.pix_fmt = "yuv420p"
             stream.options = {"preset": "ultrafast"}
             stream.codec_context.thread_count = 1
-            for index in range(duration_s * VIDEO_FPS):
+            n = duration_s * VIDEO_FPS
+            pictures = image_video_frames(image_png, size, n) if image_png else None
+            for index in range(n):
                 level = np.uint8(40 + (index * 3) % 180)
-                frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), level, np.uint8), format="rgb24")
+                picture = pictures[index] if pictures else np.full((height, width, 3), level, np.uint8)
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
                 frame.pts = index
                 frame.time_base = Fraction(1, VIDEO_FPS)
                 for packet in stream.encode(frame):
@@ -231,6 +236,7 @@ class _Task:
     outcome: str = "succeed"  # succeed | failed
     failure_msg: str = ""
     video_id: str | None = None
+    image_png: bytes | None = None
 
 
 @dataclass
@@ -467,6 +473,7 @@ class KlingStub(StubServer[RecordedRequest]):
                 model_name=str(model_name),
                 duration=duration,
                 image_size=size,
+                image_png=base64.b64decode(image) if isinstance(image, str) and not image.startswith("http") else None,
                 external_task_id=body.get("external_task_id"),
                 created_at=now_ms,
             )
@@ -515,7 +522,7 @@ class KlingStub(StubServer[RecordedRequest]):
             task.polls += 1
             final = task.polls > self.polls_before_done
         if final and task.outcome == "succeed" and task.video_id is None:
-            video = render_mp4(video_size_for(task.image_size), int(task.duration))
+            video = render_mp4(video_size_for(task.image_size), int(task.duration), task.image_png)
             with self._lock:
                 task.video_id = hashlib.sha256(task.task_id.encode()).hexdigest()[:16]
                 self._state.videos[task.video_id] = video

@@ -8,10 +8,12 @@ import dagster as dg
 import numpy as np
 
 from media_routes.defs.partitions import campaign_x_format_partitions
+from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
 from media_routes.engine.aspect_outpaint import outpaint
 from media_routes.formats import get_format
+from media_routes.hosted.aspect_outpaint import outpaint_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
 
@@ -45,19 +47,19 @@ def aspect_outpaint(
     config: StageConfig,
     campaigns: CampaignCatalog,
     media_store: MediaStore,
+    providers: ProviderHub,
     k_upscale: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "aspect_outpaint", CODE_VERSION, config, campaigns, media_store)
+    run = begin_stage(context, "aspect_outpaint", CODE_VERSION, config, campaigns, media_store, providers)
     fmt = get_format(str(run.format_key))
     k_level = str(k_upscale.info.get("k_level", run.campaign.spec.upscale.target))
     source = run.load(k_upscale.uri)
-    result = outpaint(
-        source,
-        fmt.aspect,
-        fmt.still_size(k_level),
-        anchor=run.campaign.spec.outpaint.anchor,
-        seed=run.seed,
-        subject_mask=run.load_layer(k_upscale, "subject_mask"),
+    anchor = run.campaign.spec.outpaint.anchor
+    subject_mask = run.load_layer(k_upscale, "subject_mask")
+    size = fmt.still_size(k_level)
+    result = run.run_route(
+        lambda: outpaint(source, fmt.aspect, size, anchor=anchor, seed=run.seed, subject_mask=subject_mask),
+        lambda hosted: outpaint_hosted(hosted, source, fmt, size, anchor=anchor, subject_mask=subject_mask),
     )
     seam = float(result.metrics.get("seam_delta_e", 0.0))
     seam_limit = run.campaign.spec.quality.seam_delta_e_warn

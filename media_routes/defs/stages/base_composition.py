@@ -6,9 +6,11 @@ from typing import Any
 import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
+from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
 from media_routes.engine.base_composition import compose
+from media_routes.hosted.base_composition import compose_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
 
@@ -23,35 +25,43 @@ CODE_VERSION = "1"
     description=(
         "Stage 1: the blueprint still at 1K (1024 px long side): palette background with seeded texture, "
         "subject cutouts placed per layout with soft shadows from the key light, and the exact headline "
-        "in the brand font. Local engine: a layered compositor (hosted route later: Nano Banana Pro)."
+        "in the brand font. Local engine: a layered compositor; hosted (Nano Banana Pro) renders from that layout."
     ),
 )
 def base_composition(
-    context: dg.AssetExecutionContext, config: StageConfig, campaigns: CampaignCatalog, media_store: MediaStore
+    context: dg.AssetExecutionContext,
+    config: StageConfig,
+    campaigns: CampaignCatalog,
+    media_store: MediaStore,
+    providers: ProviderHub,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "base_composition", CODE_VERSION, config, campaigns, media_store)
+    run = begin_stage(context, "base_composition", CODE_VERSION, config, campaigns, media_store, providers)
     spec = run.campaign.spec
-    result = compose(run.campaign, seed=run.seed)
-    # brand colours are exact here: the headline's glyphs, plus any colour the spec asks to lock
+    layout = compose(run.campaign, seed=run.seed)  # the local blueprint; a hosted route renders from it
+    result = run.run_route(lambda: layout, lambda hosted: compose_hosted(hosted, layout))
+    # brand colours: the headline's glyphs (where the layout put them), plus any colour the spec asks to lock
     headline = spec.scene.headline
     exact = {}
-    if headline is not None and headline.color in spec.palette and result.headline_alpha is not None:
-        exact[headline.color] = result.headline_alpha
+    if headline is not None and headline.color in spec.palette and layout.headline_alpha is not None:
+        exact[headline.color] = layout.headline_alpha
     labels = brand.locate(result.image, run.palette, exact=exact, by_colour=spec.quality.brand_lock)
-    report = run.brand_report(result.image, labels)
-    uri, sha = run.save(result.image)
+    image, drifted, report, problems = result.image, {}, run.brand_report(result.image, labels), None
+    if result.headline_alpha is None:  # a model rendered it: restore brand colours as every later stage does
+        image, drifted, report, problems = run.correct_brand(result.image, labels)
+    uri, sha = run.save(image)
     layers = {
         "base": uri,
         "subject_mask": run.save(result.subject_mask, layer=True)[0],
         "brand_labels": run.save(labels, layer=True)[0],
     }
-    h, w = result.image.shape[:2]
+    h, w = image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers)
-    context.log.info(f"{run.campaign.id}: composed {w}x{h}, {len(spec.scene.layers)} layers")
+    context.log.info(f"{run.campaign.id}: composed {w}x{h}, {len(spec.scene.layers)} layers on {run.route.provider}")
     yield from run.output(
         ref,
         inputs={"spec": run.campaign.digest()},
-        preview=result.image,
-        metrics={**result.metrics, "brand": report},
+        preview=image,
+        metrics={**result.metrics, "brand": report, "brand_before_correction": drifted},
         checks=[run.brand_check(report)],
+        blank_problems=problems,
     )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import dagster as dg
 import numpy as np
 
+from media_routes.credits.ledger import Units
 from media_routes.defs.campaign_specs import slice_key
+from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
+from media_routes.hosted.common import HostedStage
 from media_routes.lib.imaging import (
     decode_png,
     encode_png,
@@ -22,8 +25,12 @@ from media_routes.lib.imaging import (
 )
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand, drift, gates
+from media_routes.routing.execute import Attempt, HostedCalls, RouteFailed, run_plan
+from media_routes.routing.profiles import ProfileError
+from media_routes.routing.router import Candidate, RoutePlan, plan_stage
 from media_routes.spec import Campaign
 
+T = TypeVar("T")
 GROUP = "media_pipeline"
 OWNERS = ["team:creative-ops"]
 LOCAL_MODEL = "local-engine"
@@ -37,26 +44,22 @@ class StageConfig(dg.Config):
 
 @dataclass(frozen=True)
 class RouteDecision:
+    """The route that produced a materialization, and why (the plan, the attempts, the calls)."""
+
     stage: str
     provider: str
     model: str
     reason: str
+    detail: dict[str, Any] | None = None
 
-    def as_json(self) -> dict[str, str]:
-        return {"stage": self.stage, "provider": self.provider, "model": self.model, "reason": self.reason}
-
-
-def decide_route(campaign: Campaign, stage: str, code_version: str) -> RouteDecision:
-    """Which engine runs this stage. Only the local engine exists in this version (hosted: issue #3)."""
-    provider = campaign.spec.route.provider_for(stage)
-    if provider != "local":  # the spec validator already refuses this; kept as a guard for new providers
-        raise dg.Failure(description=f"{stage}: provider {provider!r} has no adapter yet", allow_retries=False)
-    return RouteDecision(
-        stage=stage,
-        provider="local",
-        model=f"{LOCAL_MODEL}/{stage}@{code_version}",
-        reason=f"route.{stage} = local in {campaign.spec_path.name} (classical image processing, offline)",
-    )
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "provider": self.provider,
+            "model": self.model,
+            "reason": self.reason,
+            **(self.detail or {}),
+        }
 
 
 def effective_seed(config: StageConfig, campaign: Campaign) -> tuple[int, str]:
@@ -95,7 +98,7 @@ COMMON_CHECKS: dict[str, tuple[str, bool]] = {
 
 
 # Pool of the local engine's steps: CPU-bound image work, limited per instance in dagster.yaml
-# (concurrency.pools). Hosted providers get a pool each with the routing work (issue #3).
+# (concurrency.pools). Hosted providers are limited by per-provider slots (providers/slots.py).
 LOCAL_ENGINE_POOL = "local_engine"
 
 # Transient failures (a full disk, a lost file handle, a killed subprocess) are retried with backoff and
@@ -162,11 +165,85 @@ class StageRun:
     stage: str
     campaign: Campaign
     format_key: str | None
-    route: RouteDecision
     seed: int
     seed_source: str
     store: MediaStore
     started: float
+    plan: RoutePlan
+    providers: ProviderHub
+    code_version: str
+    calls: HostedCalls
+    _chosen: Candidate | None = None
+    _attempts: list[Attempt] | None = None
+
+    @property
+    def route(self) -> RouteDecision:
+        """The route that produced this stage's output (after :meth:`run_route`)."""
+        if self._chosen is None:
+            raise RuntimeError(f"{self.stage}: run_route was not called before the output")
+        cand = self._chosen
+        model = f"{LOCAL_MODEL}/{self.stage}@{self.code_version}" if cand.provider == "local" else cand.model
+        fell_back = [a for a in self._attempts or [] if a.outcome == "fallback"]
+        reason = f"{cand.route} from {self.plan.source}"
+        if fell_back:
+            reason += " after falling back from " + ", ".join(a.route for a in fell_back)
+        return RouteDecision(
+            stage=self.stage,
+            provider=cand.provider,
+            model=model,
+            reason=reason,
+            detail={
+                "route": cand.route,
+                "plan": self.plan.as_json(),
+                "attempts": [a.__dict__ for a in self._attempts or []],
+                "calls": self.calls.summary(),
+            },
+        )
+
+    def run_route(self, local: Callable[[], T], hosted: Callable[[HostedStage], T]) -> T:
+        """Produce the stage's raw result on the planned route, falling back as the plan allows.
+
+        ``local`` runs the local engine (its compute seconds go into the ledger at zero credits); ``hosted``
+        gets a :class:`HostedStage` for the candidate being tried. A route that cannot produce the output
+        fails the step with the provider, model, reason and request id (retried by Dagster only for outages).
+        """
+
+        def attempt(cand: Candidate) -> T:
+            if cand.provider == "local":
+                t0 = time.perf_counter()
+                value = local()
+                self.providers.ledger().record(
+                    run_id=self.context.run.run_id,
+                    campaign=self.campaign.id,
+                    format=self.format_key,
+                    stage=self.stage,
+                    provider="local",
+                    model=LOCAL_MODEL,
+                    units=Units(compute_seconds=round(time.perf_counter() - t0, 3)),
+                    hit=False,
+                    call_key=None,
+                )
+                return value
+            return hosted(
+                HostedStage(cand, self.calls, self.providers, self.campaign, self.seed, self.plan.profile.prompt_style)
+            )
+
+        for line in self.plan.explain():
+            self.context.log.info(f"route plan: {line}")
+        try:
+            value, cand, attempts = run_plan(self.plan, attempt, log=self.context.log, health=self.providers.health())
+        except RouteFailed as exc:
+            raise dg.Failure(
+                description=str(exc),
+                allow_retries=exc.retryable,
+                metadata={
+                    "route_plan": dg.MetadataValue.json(self.plan.as_json()),
+                    "attempts": dg.MetadataValue.json([a.__dict__ for a in exc.attempts]),
+                    "calls": dg.MetadataValue.json(self.calls.summary()),
+                },
+            ) from None
+        self._chosen, self._attempts = cand, attempts
+        return value
 
     @property
     def prefix(self) -> str:
@@ -362,8 +439,9 @@ def begin_stage(
     config: StageConfig,
     campaigns: CampaignCatalog,
     media_store: MediaStore,
+    providers: ProviderHub,
 ) -> StageRun:
-    """Load and validate the campaign of this partition, decide the route, pick the seed."""
+    """Load and validate the campaign of this partition, plan the route, pick the seed."""
     started = time.perf_counter()
     key = context.partition_key
     if isinstance(key, dg.MultiPartitionKey):
@@ -372,16 +450,30 @@ def begin_stage(
         campaign_id, format_key = str(key), None
     campaign = campaigns.load(campaign_id)  # dg.Failure(allow_retries=False) on an invalid spec
     seed, seed_source = effective_seed(config, campaign)
+    try:
+        plan = plan_stage(campaign, stage, format_key, providers.router_context())
+    except ProfileError as exc:
+        raise dg.Failure(description=f"campaign {campaign.id!r}: {exc}", allow_retries=False) from None
     return StageRun(
         context=context,
         stage=stage,
         campaign=campaign,
         format_key=format_key,
-        route=decide_route(campaign, stage, code_version),
         seed=seed,
         seed_source=seed_source,
         store=media_store,
         started=started,
+        plan=plan,
+        providers=providers,
+        code_version=code_version,
+        calls=HostedCalls(
+            hub=providers,
+            run_id=context.run.run_id,
+            campaign=campaign.id,
+            stage=stage,
+            format_key=format_key,
+            log=context.log,
+        ),
     )
 
 
@@ -431,6 +523,8 @@ def stage_output(
         "seed": seed,
         "seed_source": seed_source,
         "route": dg.MetadataValue.json(route.as_json()),
+        "credits": float((route.detail or {}).get("calls", {}).get("credits", 0.0)),
+        "cache_hits": int((route.detail or {}).get("calls", {}).get("cache_hits", 0)),
         "input_hashes": dg.MetadataValue.json(inputs),
         "output_hash": ref.sha256,
         "width": ref.width,

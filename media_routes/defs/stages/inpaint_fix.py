@@ -7,9 +7,11 @@ import dagster as dg
 import numpy as np
 
 from media_routes.defs.partitions import campaign_partitions
+from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
 from media_routes.engine.inpaint_fix import apply_fixes
+from media_routes.hosted.inpaint_fix import fix_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
 
@@ -37,11 +39,14 @@ def inpaint_fix(
     config: StageConfig,
     campaigns: CampaignCatalog,
     media_store: MediaStore,
+    providers: ProviderHub,
     lighting_iteration: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "inpaint_fix", CODE_VERSION, config, campaigns, media_store)
+    run = begin_stage(context, "inpaint_fix", CODE_VERSION, config, campaigns, media_store, providers)
     source = run.load(lighting_iteration.uri)
-    result = apply_fixes(source, run.campaign, seed=run.seed)
+    result = run.run_route(
+        lambda: apply_fixes(source, run.campaign, seed=run.seed), lambda hosted: fix_hosted(hosted, source)
+    )
     layers = dict(lighting_iteration.layers)
     fixes_meta = []
     for layer in result.layers:

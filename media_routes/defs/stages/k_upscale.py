@@ -7,10 +7,12 @@ import cv2
 import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
+from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
 from media_routes.engine.k_upscale import upscale
 from media_routes.formats import K_LEVEL_LONG_SIDE
+from media_routes.hosted.k_upscale import upscale_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
 from media_routes.quality.sharpness import oversharpening
@@ -43,17 +45,19 @@ def k_upscale(
     config: StageConfig,
     campaigns: CampaignCatalog,
     media_store: MediaStore,
+    providers: ProviderHub,
     inpaint_fix: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "k_upscale", CODE_VERSION, config, campaigns, media_store)
+    run = begin_stage(context, "k_upscale", CODE_VERSION, config, campaigns, media_store, providers)
     up = run.campaign.spec.upscale
     source = run.load(inpaint_fix.uri)
-    result = upscale(  # deterministic: the seed is not used
-        source,
-        K_LEVEL_LONG_SIDE[up.target],
-        detail=up.detail,
-        skin_guard=up.skin_guard,
-        subject_mask=run.load_layer(inpaint_fix, "subject_mask"),
+    subject_mask = run.load_layer(inpaint_fix, "subject_mask")
+    target = K_LEVEL_LONG_SIDE[up.target]
+    result = run.run_route(
+        lambda: upscale(  # deterministic: the seed is not used
+            source, target, detail=up.detail, skin_guard=up.skin_guard, subject_mask=subject_mask
+        ),
+        lambda hosted: upscale_hosted(hosted, source, target, subject_mask),
     )
     h, w = result.image.shape[:2]
     context.log.info(f"upscaled {source.shape[1]}x{source.shape[0]} -> {w}x{h} ({up.target}): {result.metrics}")

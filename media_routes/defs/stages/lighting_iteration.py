@@ -6,9 +6,12 @@ from typing import Any
 import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
+from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
-from media_routes.engine.lighting_iteration import iterate
+from media_routes.engine.lighting_iteration import LightingResult, iterate
+from media_routes.hosted.common import HostedStage
+from media_routes.hosted.lighting_iteration import relight_hosted
 from media_routes.lib.media import MediaRef
 
 CODE_VERSION = "1"
@@ -31,12 +34,20 @@ def lighting_iteration(
     config: StageConfig,
     campaigns: CampaignCatalog,
     media_store: MediaStore,
+    providers: ProviderHub,
     base_composition: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "lighting_iteration", CODE_VERSION, config, campaigns, media_store)
+    run = begin_stage(context, "lighting_iteration", CODE_VERSION, config, campaigns, media_store, providers)
     targets = run.campaign.spec.lighting
     base_img = run.load(base_composition.uri)
-    result = iterate(base_img, targets)  # deterministic: the seed is not used
+    hosted_info: dict[str, Any] = {}
+
+    def relight(hosted: HostedStage) -> LightingResult:
+        result, info = relight_hosted(hosted, base_img, targets)
+        hosted_info.update(info)
+        return result
+
+    result = run.run_route(lambda: iterate(base_img, targets), relight)  # local: deterministic, no seed
     for row in result.iterations:
         context.log.info(
             f"iteration {row['iteration']}: exposure {row['after_exposure']:.1f}/{targets.exposure}, "
@@ -66,6 +77,7 @@ def lighting_iteration(
             "iterations": len(result.iterations),
             "final": result.final.as_dict() if result.final else {},
             "targets": targets.model_dump(),
+            **({"hosted": hosted_info} if hosted_info else {}),
         },
         extra={
             **drift_extra,

@@ -8,10 +8,12 @@ import numpy as np
 
 from media_routes import approvals
 from media_routes.defs.partitions import campaign_x_format_partitions
+from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore, file_sha256
 from media_routes.defs.stages.common import CHECK_DRIFT, StageConfig, begin_stage, stage_asset, warn_check
 from media_routes.engine.motion import decode_frames, encode_mp4, label_frames, probe_mp4, render_frames
 from media_routes.formats import get_format
+from media_routes.hosted.motion import animate_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand, drift, gates
 
@@ -28,7 +30,7 @@ CODE_VERSION = "1"
         "subject mask) over the delivered still with sub-pixel warps, at the spec's duration and fps (default "
         "10 s at 24 fps) and the format's video size, encoded H.264 yuv420p MP4 with faststart via PyAV. "
         "Brand colours are restored in every frame and measured again on the decoded video; black or "
-        "frozen frames fail the output_not_blank check. Hosted routes later: Veo, Kling."
+        "frozen frames fail the output_not_blank check. Hosted routes: Kling, Veo (chained for durations over 8 s)."
     ),
 )
 def motion(
@@ -36,9 +38,10 @@ def motion(
     config: StageConfig,
     campaigns: CampaignCatalog,
     media_store: MediaStore,
+    providers: ProviderHub,
     aspect_outpaint: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "motion", CODE_VERSION, config, campaigns, media_store)
+    run = begin_stage(context, "motion", CODE_VERSION, config, campaigns, media_store, providers)
     fmt = get_format(str(run.format_key))
     if run.campaign.spec.approval == "required":
         reason = approvals.blocking_reason(context.instance, run.campaign.id, fmt.key, aspect_outpaint.sha256)
@@ -51,12 +54,26 @@ def motion(
     subject = run.load_layer(aspect_outpaint, "subject_mask")
     labels = run.load_layer(aspect_outpaint, "brand_labels")
     move = {"duration_s": m.duration_s, "fps": m.fps, "camera": m.camera, "strength": m.strength}
+    aspect = f"{fmt.aspect_w}:{fmt.aspect_h}"
+    # local: the camera move is rendered while encoding (below); hosted: the provider's clip, joined,
+    # resampled and with the still's brand map carried into each frame by an ECC-estimated warp
+    clip = run.run_route(
+        lambda: None, lambda hosted: animate_hosted(hosted, still, m, fmt.video, aspect, media_store.scratch_dir())
+    )
+
+    def frame_source() -> Iterator[np.ndarray]:
+        if clip is None:
+            return render_frames(still, fmt.video, subject_mask=subject, **move)
+        return clip.frames()
 
     def label_stream() -> Iterator[np.ndarray | None]:
         if labels is None:
             while True:
                 yield None
-        yield from label_frames(labels, fmt.video, subject_mask=subject, **move)
+        if clip is None:
+            yield from label_frames(labels, fmt.video, subject_mask=subject, **move)
+        else:
+            yield from clip.labels(labels)
 
     keyframes: dict[int, np.ndarray] = {}
     wanted = {1, max(1, n_frames // 2), n_frames}
@@ -82,7 +99,7 @@ def motion(
         """Encode, then decode and measure what a viewer gets: per-frame brand reports and frame gates."""
         tmp = media_store.scratch_dir() / f"{context.run.run_id}-{run.campaign.id}-{fmt.key}-{attempt}.mp4"
         stats = encode_mp4(
-            corrected(render_frames(still, fmt.video, subject_mask=subject, **move), palettes),
+            corrected(frame_source(), palettes),
             tmp,
             fps=m.fps,
             size=fmt.video,
@@ -136,6 +153,8 @@ def motion(
     if len(worst_by_attempt) > 1:
         context.log.info(f"chroma pre-compensation: worst brand CIEDE2000 per encode {worst_by_attempt}")
     tmp, stats, frame_stats, consistency, reports = best
+    for segment in clip.segments if clip is not None else []:
+        segment.unlink(missing_ok=True)  # the provider's own files stay in the call cache
     probe = probe_mp4(tmp)
     q = run.campaign.spec.quality
     motion_problems = []
@@ -185,6 +204,7 @@ def motion(
             "brand_per_frame": brand_frames,
             "brand_worst_frame": worst_report,
             "brand_worst_per_encode": [round(v, 4) for v in worst_by_attempt],
+            **({"hosted": clip.info} if clip is not None else {}),
         },
         extra={
             "duration_s": float(probe["duration_s"]),

@@ -1,0 +1,152 @@
+"""Hosted provider adapters as Dagster resources, and the hub the stages use to reach them.
+
+Keys come only from the environment through ``dg.EnvVar`` (the UI and the run config show the variable's
+name, never its value); base URLs are configurable per provider so stubs, proxies and regions work. The
+hub also owns the call cache, the credit ledger, route health and the per-provider concurrency slots,
+all under one state directory (``$MEDIA_ROUTES_STATE_DIR``, default ``<DAGSTER_HOME>/credits``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from media_routes.credits.call_cache import CallCache
+from media_routes.credits.ledger import DEFAULT_PRICES, Ledger, PriceTable
+from media_routes.providers import fal, gemini, kling
+from media_routes.providers.slots import ProviderSlots
+from media_routes.routing.catalog import ModelCard
+from media_routes.routing.health import HealthBook
+from media_routes.routing.router import RouterContext
+
+
+class GeminiResource(dg.ConfigurableResource):
+    """Gemini API: Nano Banana / Nano Banana Pro images and Veo videos (``GEMINI_API_KEY``, ``GEMINI_BASE_URL``)."""
+
+    api_key: str | None = None
+    base_url: str = gemini.DEFAULT_BASE_URL
+    max_concurrent: int = 4
+    poll_interval_s: float = 10.0
+    video_timeout_s: float = 900.0
+
+    def image_client(self) -> gemini.GeminiImageClient:
+        return gemini.GeminiImageClient(str(self.api_key or ""), base_url=self.base_url)
+
+    def veo_client(self) -> gemini.VeoClient:
+        return gemini.VeoClient(str(self.api_key or ""), base_url=self.base_url)
+
+
+class FalResource(dg.ConfigurableResource):
+    """fal queue API (``FAL_KEY``, ``FAL_QUEUE_URL``, ``FAL_BASE_URL``)."""
+
+    api_key: str | None = None
+    queue_url: str = fal.DEFAULT_QUEUE_URL
+    base_url: str = fal.DEFAULT_BASE_URL
+    max_concurrent: int = 4
+    poll_interval_s: float = 1.0
+    job_timeout_s: float = 600.0
+
+    def client(self) -> fal.FalQueueClient:
+        return fal.FalQueueClient(
+            str(self.api_key or ""),
+            queue_url=self.queue_url,
+            base_url=self.base_url,
+            poll_interval_s=self.poll_interval_s,
+            job_timeout_s=self.job_timeout_s,
+        )
+
+
+class KlingResource(dg.ConfigurableResource):
+    """Kling official API (``KLING_ACCESS_KEY`` + ``KLING_SECRET_KEY``, ``KLING_BASE_URL``)."""
+
+    access_key: str | None = None
+    secret_key: str | None = None
+    base_url: str = kling.DEFAULT_BASE_URL
+    max_concurrent: int = 2
+    poll_interval_s: float = 10.0
+    video_timeout_s: float = 900.0
+
+    def client(self) -> kling.KlingClient:
+        return kling.KlingClient(str(self.access_key or ""), str(self.secret_key or ""), base_url=self.base_url)
+
+
+class ProviderHub(dg.ConfigurableResource):
+    """Everything a stage needs to call a hosted route: adapters, cache, ledger, health, slots, retry policy."""
+
+    gemini: GeminiResource
+    fal: FalResource
+    kling: KlingResource
+    state_dir: str
+    prices_path: str = str(DEFAULT_PRICES)
+    max_attempts: int = 4
+    retry_base_delay_s: float = 1.0
+    retry_budget_s: float = 300.0
+    health_threshold: int = 3
+
+    def _state(self) -> Path:
+        return Path(self.state_dir).expanduser()
+
+    def missing_credentials(self, card: ModelCard) -> list[str]:
+        have = {
+            "GEMINI_API_KEY": self.gemini.api_key,
+            "FAL_KEY": self.fal.api_key,
+            "KLING_ACCESS_KEY": self.kling.access_key,
+            "KLING_SECRET_KEY": self.kling.secret_key,
+        }
+        return [name for name in card.credentials if not (have.get(name) or "").strip()]
+
+    def prices(self) -> PriceTable:
+        return PriceTable.from_yaml(Path(self.prices_path))
+
+    def cache(self) -> CallCache:
+        return CallCache(self._state() / "cache", self._state() / "calls.sqlite")
+
+    def ledger(self) -> Ledger:
+        return Ledger(self._state() / "ledger.sqlite", self.prices())
+
+    def health(self) -> HealthBook:
+        return HealthBook(self._state() / "health.sqlite", threshold=self.health_threshold)
+
+    def slots(self, provider: str) -> ProviderSlots:
+        limits = {
+            "google": self.gemini.max_concurrent,
+            "fal": self.fal.max_concurrent,
+            "kling": self.kling.max_concurrent,
+        }
+        return ProviderSlots(self._state() / "slots", provider, limits[provider])
+
+    def router_context(self) -> RouterContext:
+        health = self.health()
+        return RouterContext(
+            prices=self.prices(), missing_credentials=self.missing_credentials, health=lambda c: health.status(c.id)
+        )
+
+
+def _env(name: str) -> str | None:
+    """``dg.EnvVar(name)`` when the variable is set (resolved in the run worker), else None (route rejected)."""
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None  # type: ignore[return-value]
+
+
+def _env_or(name: str, default: str) -> str:
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else default  # type: ignore[return-value]
+
+
+def provider_hub_from_env(state_dir: str) -> ProviderHub:
+    return ProviderHub(
+        gemini=GeminiResource(
+            api_key=_env(gemini.ENV_API_KEY), base_url=_env_or(gemini.ENV_BASE_URL, gemini.DEFAULT_BASE_URL)
+        ),
+        fal=FalResource(
+            api_key=_env(fal.ENV_KEY),
+            queue_url=_env_or(fal.ENV_QUEUE_URL, fal.DEFAULT_QUEUE_URL),
+            base_url=_env_or(fal.ENV_BASE_URL, fal.DEFAULT_BASE_URL),
+        ),
+        kling=KlingResource(
+            access_key=_env(kling.ENV_ACCESS_KEY),
+            secret_key=_env(kling.ENV_SECRET_KEY),
+            base_url=_env_or(kling.ENV_BASE_URL, kling.DEFAULT_BASE_URL),
+        ),
+        state_dir=state_dir,
+    )

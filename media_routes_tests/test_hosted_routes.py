@@ -1,0 +1,221 @@
+"""Hosted routes end to end: every stage on hosted models through the contract stubs (real sockets).
+
+The stubs stand in for Gemini/Veo, fal and Kling (media_routes_tests/stubs); their pictures are
+placeholders, so these tests check routing, accounting, fallbacks and failures, not image quality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from media_routes.definitions import build_resources
+from media_routes.defs.providers import FalResource, GeminiResource, KlingResource, ProviderHub
+from media_routes.lineage import trace
+from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
+from media_routes.spec import STAGES
+from media_routes_tests.conftest import write_campaign
+from media_routes_tests.stubs.fal_stub import FalStub
+from media_routes_tests.stubs.google_stub import GoogleStub
+from media_routes_tests.stubs.kling_stub import KlingStub
+
+KEYS = {
+    "GEMINI_API_KEY": "gm-test-KEY-5c0ffee5c0ffee5c0ffee",
+    "FAL_KEY": "fal-test-id:fal-test-SECRET-1234567890abcdef",
+    "KLING_ACCESS_KEY": "kling-test-ACCESS-0a1b2c3d4e",
+    "KLING_SECRET_KEY": "kling-test-SECRET-9f8e7d6c5b4a",
+}
+MOTION = {"duration_s": 10.0, "fps": 3, "camera": "push_in", "strength": 0.1}
+
+
+@pytest.fixture
+def stubs() -> Iterator[tuple[GoogleStub, FalStub, KlingStub]]:
+    with (
+        GoogleStub(api_key=KEYS["GEMINI_API_KEY"]) as google,
+        FalStub(api_key=KEYS["FAL_KEY"]) as fal,
+        KlingStub(access_key=KEYS["KLING_ACCESS_KEY"], secret_key=KEYS["KLING_SECRET_KEY"]) as kling,
+    ):
+        yield google, fal, kling
+
+
+def _hub(stubs: tuple[GoogleStub, FalStub, KlingStub], state: Path) -> ProviderHub:
+    google, fal, kling = stubs
+    return ProviderHub(
+        gemini=GeminiResource(api_key=dg.EnvVar("GEMINI_API_KEY"), base_url=google.url, poll_interval_s=0.05),
+        fal=FalResource(api_key=dg.EnvVar("FAL_KEY"), queue_url=fal.url, base_url=fal.url, poll_interval_s=0.05),
+        kling=KlingResource(
+            access_key=dg.EnvVar("KLING_ACCESS_KEY"),
+            secret_key=dg.EnvVar("KLING_SECRET_KEY"),
+            base_url=kling.url,
+            poll_interval_s=0.05,
+        ),
+        state_dir=str(state),
+        retry_base_delay_s=0.05,
+        retry_budget_s=10.0,
+    )
+
+
+@pytest.fixture
+def hosted(
+    tmp_path: Path, stubs: tuple[GoogleStub, FalStub, KlingStub], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    for name, value in KEYS.items():
+        monkeypatch.setenv(name, value)
+    root = tmp_path / "campaigns"
+    root.mkdir()
+    resources: dict[str, Any] = build_resources(campaigns_dir=str(root), media_root=str(tmp_path / "media"))
+    resources["providers"] = _hub(stubs, tmp_path / "credits")
+    return {"root": root, "resources": resources, "tmp": tmp_path}
+
+
+def _paid_calls(stubs: tuple[GoogleStub, FalStub, KlingStub]) -> dict[str, int]:
+    google, fal, kling = stubs
+    return {
+        "google": google.calls("generateContent") + google.calls("predictLongRunning"),
+        "fal": fal.calls("submit"),
+        "kling": kling.calls("create"),
+    }
+
+
+def _run(instance: dg.DagsterInstance, resources: dict[str, Any], cid: str, formats: list[str]) -> None:
+    register_campaigns(instance, [cid])
+    for run in plan_runs(cid, formats):
+        assert materialize_stages(instance, resources, run.stages, run.partition).success
+
+
+def test_six_stages_on_hosted_routes_then_all_from_cache(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    write_campaign(
+        hosted["root"],
+        "noir-sneaker",
+        "shoe",
+        formats=["9x16", "4x5"],
+        upscale={"target": "2K"},
+        motion=MOTION,
+        route={"profile": "high-drama"},
+    )
+    resources = hosted["resources"]
+    _run(instance, resources, "shoe", ["9x16", "4x5"])
+    rows = {(r["stage"], r["partition"]): r for r in trace(instance, "shoe")}
+    expected = {
+        ("base_composition", "shoe"): "google/gemini-3-pro-image-preview",
+        ("lighting_iteration", "shoe"): "google/gemini-3-pro-image-preview",
+        ("inpaint_fix", "shoe"): "google/gemini-3-pro-image-preview",
+        ("k_upscale", "shoe"): "fal/fal-ai/clarity-upscaler",
+        ("aspect_outpaint", "shoe|9x16"): "google/gemini-3-pro-image-preview",
+        ("aspect_outpaint", "shoe|4x5"): "google/gemini-3-pro-image-preview",
+        ("motion", "shoe|9x16"): "google/veo-3.1-generate-preview",  # Veo makes 9:16
+        ("motion", "shoe|4x5"): "kling/kling-v2-5-turbo",  # Veo has no 4:5: rejected, Kling chosen
+    }
+    assert {k: r["route"]["route"] for k, r in rows.items()} == expected
+    for key, row in rows.items():
+        assert row["provider"] != "local", key
+        assert row["credits"] > 0, key
+        assert row["checks"]["output_not_blank"] == "passed", key
+        assert row["checks"]["brand_colours_locked"] == "passed", key
+    veo = rows[("motion", "shoe|9x16")]
+    assert veo["route"]["calls"]["calls"] == 2  # 10 s through Veo: 6 s + 4 s chained
+    assert veo["metrics"]["hosted"]["segments_s"] == [6, 4]
+    assert veo["duration_s"] == pytest.approx(10.0, abs=0.34)
+    assert rows[("motion", "shoe|4x5")]["route"]["calls"]["calls"] == 1  # one 10 s Kling call
+    assert rows[("inpaint_fix", "shoe")]["checks"]["outside_mask_unchanged"] == "passed"
+    assert rows[("aspect_outpaint", "shoe|9x16")]["checks"]["original_pixels_preserved"] == "passed"
+    rejected = [c for c in rows[("motion", "shoe|4x5")]["route"]["plan"]["candidates"] if c.get("rejected")]
+    assert rejected[0]["route"] == "google/veo-3.1-generate-preview" and "4:5" in rejected[0]["rejected"][0]
+
+    first = _paid_calls(stubs)
+    # google: base, lighting, one remove fix, 2 outpaints, 2 Veo segments; fal: upscale; kling: one video
+    assert first == {"google": 7, "fal": 1, "kling": 1}
+    ledger = resources["providers"].ledger().frame("shoe")
+    assert int((~ledger["hit"] & (ledger["provider"] != "local")).sum()) == sum(first.values())
+
+    # re-materialize everything unchanged: every call is a cache hit, nothing is paid again
+    _run(instance, resources, "shoe", ["9x16", "4x5"])
+    assert _paid_calls(stubs) == first
+    again = {(r["stage"], r["partition"]): r for r in trace(instance, "shoe")}
+    assert all(r["credits"] == 0 and r["route"]["calls"]["cache_hits"] >= 1 for r in again.values())
+    stills = [k for k in rows if k[0] != "motion"]  # (videos are re-encoded from the cached clip)
+    assert {k: again[k]["output_hash"] for k in stills} == {k: rows[k]["output_hash"] for k in stills}
+
+    _assert_no_key_anywhere(instance, hosted["tmp"])
+
+
+def _assert_no_key_anywhere(instance: dg.DagsterInstance, tmp: Path) -> None:
+    """No key (or its secret half) in the event log, the metadata, the instance's files or any written file."""
+    secrets = [*KEYS.values(), KEYS["FAL_KEY"].split(":")[1]]
+    records = [r for key in instance.get_asset_keys() for r in instance.fetch_materializations(key, limit=1000).records]
+    assert records
+    texts = []
+    for run in instance.get_runs():
+        texts.extend(str(e) for e in instance.all_logs(run.run_id))
+        texts.append(str(run.run_config))
+    texts.extend(str(r.asset_materialization.metadata) for r in records if r.asset_materialization)
+    blob = "\n".join(texts)
+    for secret in secrets:
+        assert secret not in blob
+    roots = [tmp, Path(instance.root_directory)]
+    scanned = 0
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                scanned += 1
+                for secret in secrets:
+                    assert secret.encode() not in data, path
+    assert scanned > 20
+
+
+def test_outage_falls_back_to_the_next_route_and_is_recorded(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    google, fal, kling = stubs
+    write_campaign(
+        hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], upscale={"target": "2K"}, motion=MOTION,
+        route={"profile": "brand-safe"},
+    )  # fmt: skip
+    resources = hosted["resources"]
+    register_campaigns(instance, ["shoe"])
+    assert materialize_stages(instance, resources, STAGES[:3], "shoe").success
+    # SeedVR answers 503 to every one of its 4 attempts (an outage); the next submit, ESRGAN's, succeeds
+    fal.fail_next("unavailable", count=resources["providers"].max_attempts, route="submit")
+    assert materialize_stages(instance, resources, ["k_upscale"], "shoe").success
+    row = next(r for r in trace(instance, "shoe") if r["stage"] == "k_upscale")
+    attempts = row["route"]["attempts"]
+    assert [a["outcome"] for a in attempts] == ["fallback", "ok"]
+    assert attempts[0]["route"] == "fal/fal-ai/seedvr/upscale/image" and "503" in attempts[0]["reason"]
+    assert row["route"]["route"] == "fal/fal-ai/esrgan" and row["provider"] == "fal"
+    assert "after falling back from fal/fal-ai/seedvr/upscale/image" in row["route"]["reason"]
+    assert resources["providers"].health().status("fal/fal-ai/seedvr/upscale/image") is None  # one outage < 3
+
+
+def test_safety_block_fails_the_stage_clearly_and_materializes_nothing(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    google, _, _ = stubs
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"})
+    register_campaigns(instance, ["shoe"])
+    google.fail_next("image_safety", route="generateContent")
+    summary = materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe", raise_on_error=False)
+    assert not summary.success
+    failures = [e for e in instance.all_logs(summary.run_id) if e.dagster_event and e.dagster_event.is_step_failure]
+    assert len(failures) == 1  # not retried: a block is not an outage and brand-safe does not re-route
+    message = str(failures[0].dagster_event.step_failure_data.error)
+    assert "ContentBlocked" in message and "google" in message and "gemini-3-pro-image-preview" in message
+    assert "IMAGE_SAFETY" in message
+    assert trace(instance, "shoe") == []  # nothing materialized
+    assert google.calls("generateContent") == 1
+
+
+def test_rate_limit_is_waited_out_then_the_call_succeeds(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    google, _, _ = stubs
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"})
+    register_campaigns(instance, ["shoe"])
+    google.fail_next("rate_limit", route="generateContent", retry_delay="1s")
+    import time
+
+    t0 = time.monotonic()
+    assert materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe").success
+    assert time.monotonic() - t0 >= 1.0  # RetryInfo.retryDelay honoured before the second attempt
+    assert google.calls("generateContent") == 2
+    row = trace(instance, "shoe")[0]
+    assert row["route"]["route"] == "google/gemini-3-pro-image-preview"
+    assert row["route"]["attempts"] == [{"route": "google/gemini-3-pro-image-preview", "outcome": "ok", "reason": ""}]

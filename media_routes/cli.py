@@ -293,6 +293,109 @@ def cmd_routes(args: argparse.Namespace) -> int:
     return 0 if all(p.chosen for p in plans) else 2
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Price the campaign's fan-out on its planned routes before running; what is cached costs nothing."""
+    from media_routes.credits.estimate import estimate
+    from media_routes.routing.profiles import ProfileError
+
+    campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
+    try:
+        campaign = load_campaign(campaigns_dir / args.campaign / SPEC_FILENAME)
+    except SpecError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    if args.format and args.format not in campaign.spec.formats:
+        console.print(f"[red]{args.campaign} has no format {args.format!r} ({', '.join(campaign.spec.formats)})[/red]")
+        return 1
+    hub = _resources(campaigns_dir)["providers"]
+    try:
+        rows = estimate(
+            _instance(),
+            campaign,
+            hub.router_context(),
+            hub.cache(),
+            formats=[args.format] if args.format else None,
+            reroll=args.reroll,
+        )
+    except ProfileError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    spent = hub.ledger().spent(campaign.id)
+    total = sum(r.credits for r in rows)
+    budget = campaign.spec.budget.credits if campaign.spec.budget else None
+    if args.json:
+        out.print_json(
+            json.dumps({"rows": [r.as_json() for r in rows], "to_pay": total, "spent": spent, "budget": budget})
+        )
+    else:
+        table = Table(title=f"estimate for {campaign.id}" + (f" (re-roll {args.reroll})" if args.reroll else ""))
+        for col in ("stage", "format", "route", "units", "credits", "status", "why"):
+            table.add_column(col)
+        for r in rows:
+            units = ", ".join(f"{v:g} {k}" for k, v in r.units.items())
+            shown = f"{r.credits:g}" if r.status != "cached" else f"0 (was {r.list_credits:g})"
+            table.add_row(r.stage, r.format or "", r.route or "-", units, shown, r.status, r.why)
+        out.print(table)
+        usd = total * hub.prices().usd_per_credit
+        out.print(f"to pay: {total:g} credits (${usd:.2f}); spent so far: {spent:g} credits", highlight=False)
+        if budget is not None:
+            left = budget - spent
+            verdict = "within budget" if total <= left else "OVER BUDGET: calls past the budget will be refused"
+            out.print(f"budget {budget:g} credits, {left:g} left: {verdict}", highlight=False)
+    return 0 if all(r.route for r in rows) else 2
+
+
+def cmd_costs(args: argparse.Namespace) -> int:
+    """Spend from the ledger: per campaign, stage, provider and format, hit rate, savings."""
+    from media_routes.credits.report import cost_report
+
+    hub = _resources(settings.campaigns_dir())["providers"]
+    report = cost_report(hub.ledger(), _instance(), args.campaign)
+    if report.calls.empty:
+        console.print("[yellow]the ledger has no calls yet[/yellow]")
+        return 1
+    if args.csv:
+        report.calls.to_csv(args.csv, index=False)
+        console.print(f"ledger rows written to {args.csv}")
+    if args.json:
+        out.print_json(
+            json.dumps(
+                {
+                    "by": {k: v.to_dict(orient="records") for k, v in report.by.items()},
+                    "hit_rate": report.hit_rate,
+                    "spent_credits": report.spent_credits,
+                    "saved_by_cache": report.saved_by_cache,
+                    "saved_vs_naive": report.saved_vs_naive,
+                    "rerolls": report.rerolls.to_dict(orient="records"),
+                },
+                default=str,
+            )
+        )
+        return 0
+    for dim, frame in report.by.items():
+        table = Table(title=f"spend by {dim}")
+        for col in frame.columns:
+            table.add_column(str(col))
+        for row in frame.itertuples(index=False):
+            table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+        out.print(table)
+    rate = "n/a" if report.hit_rate is None else f"{report.hit_rate:.0%}"
+    out.print(
+        f"spent {report.spent_credits:g} credits; cache hit rate {rate}; saved by the cache "
+        f"{report.saved_by_cache:g} credits",
+        highlight=False,
+    )
+    if not report.rerolls.empty:
+        table = Table(title="re-rolls against the naive full re-run")
+        for col in report.rerolls.columns:
+            table.add_column(str(col))
+        for row in report.rerolls.itertuples(index=False):
+            table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+        out.print(table)
+        out.print(f"saved against re-running the whole pipeline per re-roll: {report.saved_vs_naive:g} credits")
+    return 0
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
     from media_routes import approvals
     from media_routes.formats import FORMAT_KEYS
@@ -422,6 +525,20 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--json", action="store_true")
     ro.add_argument("--campaigns-dir")
     ro.set_defaults(func=cmd_routes)
+
+    es = sub.add_parser("estimate", help="price the campaign's stages x formats before running (cache aware)")
+    es.add_argument("campaign")
+    es.add_argument("--format")
+    es.add_argument("--reroll", choices=STAGES, help="price a re-roll of this stage (and what follows)")
+    es.add_argument("--json", action="store_true")
+    es.add_argument("--campaigns-dir")
+    es.set_defaults(func=cmd_estimate)
+
+    co = sub.add_parser("costs", help="spend from the credit ledger, cache hit rate and savings")
+    co.add_argument("campaign", nargs="?")
+    co.add_argument("--csv", metavar="FILE", help="also write every ledger row to a CSV file")
+    co.add_argument("--json", action="store_true")
+    co.set_defaults(func=cmd_costs)
 
     ap = sub.add_parser("approve", help="approve (or --reject) a format's still so motion may run")
     ap.add_argument("campaign")

@@ -286,6 +286,13 @@ class Quality(_Model):
     bridge_strength: Annotated[float, Field(ge=0, le=1)] = 0.8
 
 
+class Budget(_Model):
+    """Credit budget of the campaign: a hosted call that would take the campaign's spend over it is refused
+    before it is made (cache hits cost nothing and are always allowed)."""
+
+    credits: Annotated[float, Field(ge=0)] = Field(description="credits (1 credit = usd_per_credit in prices.yaml)")
+
+
 def _route_id(v: str | None) -> str | None:
     if v is None:
         return None
@@ -336,6 +343,7 @@ class CampaignSpec(_Model):
     )
     quality: Quality = Quality()
     refresh: Refresh | None = Field(None, description="optional scheduled refresh of the stills (cron)")
+    budget: Budget | None = Field(None, description="optional credit budget for hosted calls")
 
     @field_validator("id")
     @classmethod

@@ -117,3 +117,16 @@ def test_reroll_unregistered_campaign(home: Path, campaigns_dir: Path, capsys: p
 def test_trace_unknown_format(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trace", "tower", "--format", "5x4"]) == 1
     assert "unknown format" in capsys.readouterr().err
+
+
+def test_estimate_and_costs_commands(home: Path, campaigns_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the example campaigns route everything to the local engine: nothing to pay, and a budget shown
+    spec = campaigns_dir / "shoe" / "campaign.yaml"
+    spec.write_text(spec.read_text() + "budget: {credits: 25}\n")
+    assert main(["estimate", "shoe", "--campaigns-dir", str(campaigns_dir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["to_pay"] == 0 and data["budget"] == 25
+    assert {r["status"] for r in data["rows"]} == {"local"}
+    assert main(["costs"]) == 1  # an empty ledger says so
+    captured = capsys.readouterr()
+    assert "no calls yet" in captured.out + captured.err

@@ -219,3 +219,137 @@ def test_rate_limit_is_waited_out_then_the_call_succeeds(instance, hosted, stubs
     row = trace(instance, "shoe")[0]
     assert row["route"]["route"] == "google/gemini-3-pro-image-preview"
     assert row["route"]["attempts"] == [{"route": "google/gemini-3-pro-image-preview", "outcome": "ok", "reason": ""}]
+
+
+# --------------------------------------------------------------------------------------------------------
+# credits: budgets, crash safety, concurrent identical calls (counted at the stub)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _step_failures(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [
+        str(e.dagster_event.step_failure_data.error)
+        for e in instance.all_logs(run_id)
+        if e.dagster_event and e.dagster_event.is_step_failure
+    ]
+
+
+def test_budget_refuses_a_call_before_it_is_made_and_records_it(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    google, _, _ = stubs
+    write_campaign(
+        hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"}, budget={"credits": 10}
+    )  # fmt: skip
+    register_campaigns(instance, ["shoe"])
+    summary = materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe", raise_on_error=False)
+    assert not summary.success
+    (message,) = _step_failures(instance, summary.run_id)  # refused once, not retried
+    assert "budget exceeded, call refused before it was made" in message and "13.4 credits" in message
+    assert google.calls("generateContent") == 0
+    refusals = hosted["resources"]["providers"].ledger().refusals("shoe")
+    assert list(refusals[["stage", "scope", "credits", "budget"]].itertuples(index=False, name=None)) == [
+        ("base_composition", "campaign", 13.4, 10.0)
+    ]
+    assert trace(instance, "shoe") == []
+
+
+def test_crash_after_a_paid_call_costs_nothing_on_the_retry(instance, hosted, stubs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from media_routes.defs.resources import LocalMediaStore
+
+    google, _, _ = stubs
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"})
+    register_campaigns(instance, ["shoe"])
+    original = LocalMediaStore.put_bytes
+    crashes = []
+
+    def crash_once(self, data, *, prefix, ext):  # type: ignore[no-untyped-def]
+        if not crashes:
+            crashes.append(prefix)
+            raise OSError("disk full (injected after the paid call, before the output is written)")
+        return original(self, data, prefix=prefix, ext=ext)
+
+    monkeypatch.setattr(LocalMediaStore, "put_bytes", crash_once)
+    summary = materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe")
+    assert summary.success and crashes == ["base_composition/shoe"]  # failed once, then Dagster's retry succeeded
+    assert google.calls("generateContent") == 1  # the retry found the paid result in the call cache
+    ledger = hosted["resources"]["providers"].ledger().frame("shoe")
+    paid = ledger[ledger["provider"] == "google"]
+    assert list(paid["hit"]) == [False, True]
+
+
+def test_two_runs_making_the_identical_call_at_once_pay_once(hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    google, _, _ = stubs
+    for cid in ("twin-a", "twin-b"):  # same spec, other campaign: the same call (prompt, layout, seed, model)
+        write_campaign(hosted["root"], "noir-sneaker", cid, formats=["1x1"], route={"profile": "brand-safe"})
+    google.fail_next("slow", route="generateContent", delay_s=1.5)  # the first call is in flight a while
+    results: dict[str, Any] = {}
+
+    def run(cid: str) -> None:
+        with dg.instance_for_test() as inst:
+            register_campaigns(inst, [cid])
+            ok = materialize_stages(inst, hosted["resources"], ["base_composition"], cid).success
+            results[cid] = (ok, trace(inst, cid)[0])
+
+    threads = [threading.Thread(target=run, args=(cid,)) for cid in ("twin-a", "twin-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert results["twin-a"][0] and results["twin-b"][0]
+    assert google.calls("generateContent") == 1
+    hits = sorted(r[1]["route"]["calls"]["cache_hits"] for r in results.values())
+    assert hits == [0, 1]
+    assert results["twin-a"][1]["output_hash"] == results["twin-b"][1]["output_hash"]
+
+
+def test_estimate_matches_the_ledger_and_knows_what_is_cached(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    from media_routes.credits.estimate import estimate
+    from media_routes.credits.report import cost_report
+    from media_routes.spec import load_campaign
+
+    spec = write_campaign(
+        hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], upscale={"target": "2K"}, motion=MOTION,
+        route={"profile": "brand-safe"},
+    )  # fmt: skip
+    hub = hosted["resources"]["providers"]
+    campaign = load_campaign(spec)
+
+    def est(**kw: Any) -> dict[tuple[str, str | None], Any]:
+        rows = estimate(instance, campaign, hub.router_context(), hub.cache(), **kw)
+        return {(r.stage, r.format): r for r in rows}
+
+    before = est()
+    assert {k: r.status for k, r in before.items()} == {
+        ("base_composition", None): "to pay",
+        ("lighting_iteration", None): "local",
+        ("inpaint_fix", None): "to pay",
+        ("k_upscale", None): "to pay",
+        ("aspect_outpaint", "1x1"): "to pay",
+        ("motion", "1x1"): "to pay",
+    }
+    to_pay = sum(r.credits for r in before.values())
+    _run(instance, hosted["resources"], "shoe", ["1x1"])
+    ledger = hub.ledger()
+    assert ledger.spent("shoe") == pytest.approx(to_pay)  # the estimate is what the run paid
+
+    after = est()
+    assert {r.status for r in after.values()} == {"cached", "local"}, {k: r.why for k, r in after.items()}
+    assert sum(r.credits for r in after.values()) == 0
+
+    plan = est(reroll="k_upscale")
+    assert [k[0] for k, r in plan.items() if r.status == "to pay"] == ["k_upscale", "aspect_outpaint", "motion"]
+    reroll_price = sum(r.credits for r in plan.values())
+
+    # the re-roll itself, tagged as `media-routes reroll` tags it
+    tags = {"media_routes/command": "reroll", "media_routes/reroll_stage": "k_upscale", "media_routes/seed": "7"}
+    for run in plan_runs("shoe", ["1x1"], from_stage="k_upscale"):
+        seeds = {"k_upscale": 7} if "k_upscale" in run.stages else None
+        assert materialize_stages(
+            instance, hosted["resources"], run.stages, run.partition, seeds=seeds, tags=tags
+        ).success
+    report = cost_report(ledger, instance, "shoe")
+    (row,) = report.rerolls.to_dict(orient="records")
+    assert row["stage"] == "k_upscale" and row["paid"] == pytest.approx(reroll_price)
+    assert row["naive"] == pytest.approx(to_pay) and row["saved"] == pytest.approx(to_pay - reroll_price)
+    assert report.spent_credits == pytest.approx(to_pay + reroll_price)

@@ -48,6 +48,20 @@ CREATE TABLE IF NOT EXISTS ledger_calls (
     call_key      VARCHAR(64) NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_calls_campaign ON ledger_calls (campaign);
+CREATE TABLE IF NOT EXISTS ledger_refusals (
+    id            VARCHAR(32) PRIMARY KEY,
+    ts            VARCHAR(40) NOT NULL,
+    run_id        TEXT NOT NULL,
+    campaign      TEXT NOT NULL,
+    format        TEXT NULL,
+    stage         TEXT NOT NULL,
+    provider      TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    credits       DOUBLE PRECISION NOT NULL,
+    scope         TEXT NOT NULL,
+    budget        DOUBLE PRECISION NOT NULL,
+    spent         DOUBLE PRECISION NOT NULL
+);
 CREATE INDEX IF NOT EXISTS ledger_calls_call_key ON ledger_calls (call_key);
 """
 
@@ -243,6 +257,56 @@ class Ledger:
                 ),
             )
         return row
+
+    def spent(self, campaign: str | None = None) -> float:
+        """Credits paid so far (cache hits cost nothing), for one campaign or all."""
+        sql, params = "SELECT COALESCE(SUM(credits), 0) FROM ledger_calls", ()
+        if campaign is not None:
+            sql, params = sql + " WHERE campaign = ?", (campaign,)
+        with self._connect() as conn:
+            return float(conn.execute(sql, params).fetchone()[0])
+
+    def refuse(
+        self,
+        *,
+        run_id: str,
+        campaign: str,
+        stage: str,
+        provider: str,
+        model: str,
+        credits: float,
+        scope: str,
+        budget: float,
+        spent: float,
+        format: str | None = None,
+    ) -> None:
+        """Record a call refused by a budget (nothing was called or paid)."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO ledger_refusals (id, ts, run_id, campaign, format, stage, provider, model, credits, scope,"
+                " budget, spent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    uuid.uuid4().hex,
+                    datetime.now(UTC).isoformat(timespec="microseconds"),
+                    run_id,
+                    campaign,
+                    format,
+                    stage,
+                    provider,
+                    model,
+                    credits,
+                    scope,
+                    budget,
+                    spent,
+                ),
+            )
+
+    def refusals(self, campaign: str | None = None) -> pd.DataFrame:
+        sql, params = "SELECT * FROM ledger_refusals", ()
+        if campaign is not None:
+            sql, params = sql + " WHERE campaign = ?", (campaign,)
+        with self._connect() as conn:
+            return pd.read_sql_query(sql + " ORDER BY ts, id", conn, params=params)
 
     def frame(self, campaign: str | None = None) -> pd.DataFrame:
         """All ledger rows (optionally of one campaign) with ``hit`` as bool and ``units`` parsed to dicts."""

@@ -21,6 +21,8 @@ from media_routes.routing.catalog import ModelCard
 from media_routes.routing.health import HealthBook
 from media_routes.routing.router import RouterContext
 
+ENV_GLOBAL_BUDGET = "MEDIA_ROUTES_GLOBAL_BUDGET_CREDITS"
+
 
 class GeminiResource(dg.ConfigurableResource):
     """Gemini API: Nano Banana / Nano Banana Pro images and Veo videos (``GEMINI_API_KEY``, ``GEMINI_BASE_URL``)."""
@@ -84,6 +86,7 @@ class ProviderHub(dg.ConfigurableResource):
     retry_base_delay_s: float = 1.0
     retry_budget_s: float = 300.0
     health_threshold: int = 3
+    global_budget_credits: float | None = None  # across every campaign ($MEDIA_ROUTES_GLOBAL_BUDGET_CREDITS)
 
     def _state(self) -> Path:
         return Path(self.state_dir).expanduser()
@@ -149,4 +152,5 @@ def provider_hub_from_env(state_dir: str) -> ProviderHub:
             base_url=_env_or(kling.ENV_BASE_URL, kling.DEFAULT_BASE_URL),
         ),
         state_dir=state_dir,
+        global_budget_credits=float(os.environ[ENV_GLOBAL_BUDGET]) if os.environ.get(ENV_GLOBAL_BUDGET) else None,
     )

@@ -47,7 +47,7 @@ class CallRecord:
         return {
             "route": self.route,
             "op": self.op,
-            "call_key": self.key[:16],
+            "call_key": self.key,
             "cache": "hit" if self.hit else "miss",
             "credits": self.credits,
             "saved_credits": self.saved_credits,
@@ -60,6 +60,10 @@ class Attempt:
     route: str
     outcome: str  # "ok", "fallback", "failed"
     reason: str = ""
+
+
+class BudgetExceeded(Exception):
+    """A paid call refused before it was made: it would take the spend over a budget."""
 
 
 class RouteFailed(Exception):
@@ -81,7 +85,34 @@ class HostedCalls:
     stage: str
     format_key: str | None
     log: logging.Logger | Any
+    budget_credits: float | None = None  # the campaign's budget (spec ``budget.credits``)
     records: list[CallRecord] = field(default_factory=list)
+
+    def _check_budget(self, cand: Candidate, credits: float) -> None:
+        """Refuse (and record) a paid call that would take the campaign's or the global spend over budget."""
+        ledger = self.hub.ledger()
+        limits = [("campaign", self.budget_credits, ledger.spent(self.campaign))]
+        if self.hub.global_budget_credits is not None:
+            limits.append(("global", self.hub.global_budget_credits, ledger.spent()))
+        for scope, budget, spent in limits:
+            if budget is not None and spent + credits > budget + 1e-9:
+                ledger.refuse(
+                    run_id=self.run_id,
+                    campaign=self.campaign,
+                    format=self.format_key,
+                    stage=self.stage,
+                    provider=cand.provider,
+                    model=cand.price_model or cand.model,
+                    credits=credits,
+                    scope=scope,
+                    budget=budget,
+                    spent=spent,
+                )
+                where = f"campaign {self.campaign!r}" if scope == "campaign" else "the global budget"
+                raise BudgetExceeded(
+                    f"budget exceeded, call refused before it was made: {cand.route} needs {credits:g} credits and "
+                    f"{where} has {spent:g} of {budget:g} spent ({max(0.0, budget - spent):g} left)"
+                )
 
     def call(
         self,
@@ -98,6 +129,11 @@ class HostedCalls:
         key = call_key(cand.provider, cand.model, None, {"op": op, **params}, inputs, seed)
         hub = self.hub
         started = time.perf_counter()
+        price_model = cand.price_model or cand.model
+        credits, _ = hub.prices().price(cand.provider, price_model, units)
+        cache = hub.cache()
+        if key not in cache:  # a cache hit costs nothing: only a paid call is checked against the budgets
+            self._check_budget(cand, credits)
 
         def paid() -> bytes:
             with hub.slots(cand.provider) as slot:
@@ -116,7 +152,7 @@ class HostedCalls:
                 )
 
         result = cached_call(
-            hub.cache(),
+            cache,
             hub.ledger(),
             key=key,
             fn=paid,
@@ -125,11 +161,10 @@ class HostedCalls:
             stage=self.stage,
             format=self.format_key,
             provider=cand.provider,
-            model=cand.price_model or cand.model,
+            model=price_model,
             units=units,
             meta={"route": cand.route, "op": op},
         )
-        credits, _ = hub.prices().price(cand.provider, cand.price_model or cand.model, units)
         record = CallRecord(
             route=cand.route,
             op=op,
@@ -171,6 +206,9 @@ def run_plan(
         nxt = plan.ranked[i + 1].route if i + 1 < len(plan.ranked) else None
         try:
             value = attempt(cand)
+        except BudgetExceeded as exc:
+            attempts.append(Attempt(cand.route, "refused", str(exc)))
+            raise RouteFailed(f"{plan.stage}: {exc}", retryable=False, attempts=attempts) from None
         except ProviderError as err:
             outage = isinstance(err, OUTAGES)
             blocked = isinstance(err, ContentBlocked)

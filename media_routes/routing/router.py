@@ -147,7 +147,8 @@ def _evaluate(
     elif stage == "lighting_iteration":
         units = Units(images=1)
     elif stage == "inpaint_fix":
-        n = len(spec.fixes)
+        # a 'replace' fix pastes its patch locally on every route: only the others are generated (billed)
+        n = len([f for f in spec.fixes if f.action != "replace"]) if card.hosted else len(spec.fixes)
         if any(f.action == "instruct" for f in spec.fixes) and not card.follows_instructions:
             problems.append("an 'instruct' fix needs a model that follows instructions")
         if n and card.mask == "none":

@@ -29,6 +29,7 @@ from media_routes.routing.execute import Attempt, HostedCalls, RouteFailed, run_
 from media_routes.routing.profiles import ProfileError
 from media_routes.routing.router import Candidate, RoutePlan, plan_stage
 from media_routes.spec import Campaign
+from media_routes.spec_slices import stage_slice_hashes
 
 T = TypeVar("T")
 GROUP = "media_pipeline"
@@ -194,6 +195,7 @@ class StageRun:
             reason=reason,
             detail={
                 "route": cand.route,
+                "credits_estimate": cand.credits,
                 "plan": self.plan.as_json(),
                 "attempts": [a.__dict__ for a in self._attempts or []],
                 "calls": self.calls.summary(),
@@ -424,7 +426,12 @@ class StageRun:
             preview=preview,
             metrics=metrics,
             started=self.started,
-            extra={**(extra or {}), "checks": dg.MetadataValue.json(gate_meta)},
+            extra={
+                **(extra or {}),
+                "checks": dg.MetadataValue.json(gate_meta),
+                # the hash of the spec fields and files this stage read (spec_slices.py): estimate uses it
+                "spec_slice": stage_slice_hashes(self.campaign)[self.stage],
+            },
         )
         for outcome in outcomes:
             if not outcome.passed:
@@ -473,6 +480,7 @@ def begin_stage(
             stage=stage,
             format_key=format_key,
             log=context.log,
+            budget_credits=campaign.spec.budget.credits if campaign.spec.budget else None,
         ),
     )
 
@@ -525,6 +533,7 @@ def stage_output(
         "route": dg.MetadataValue.json(route.as_json()),
         "credits": float((route.detail or {}).get("calls", {}).get("credits", 0.0)),
         "cache_hits": int((route.detail or {}).get("calls", {}).get("cache_hits", 0)),
+        "credits_estimate": float((route.detail or {}).get("credits_estimate") or 0.0),
         "input_hashes": dg.MetadataValue.json(inputs),
         "output_hash": ref.sha256,
         "width": ref.width,

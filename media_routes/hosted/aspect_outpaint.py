@@ -24,6 +24,8 @@ def outpaint_hosted(
 ) -> OutpaintResult:
     h, w = image.shape[:2]
     (cw, ch), (x, y, _, _) = placement_on_canvas(w, h, fmt.aspect, anchor)
+    if (cw, ch) == (w, h):  # the master already has the format's aspect: nothing to generate, no call
+        return place_on_fill(image, image, fmt.aspect, delivery_size, anchor=anchor, subject_mask=subject_mask)
     s = delivery_size[0] / cw  # work at delivery scale
     dw, dh = delivery_size
     sx, sy = min(dw - 1, round(x * s)), min(dh - 1, round(y * s))

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 from media_routes.credits.call_cache import call_key
@@ -88,9 +89,17 @@ class HostedCalls:
     budget_credits: float | None = None  # the campaign's budget (spec ``budget.credits``)
     records: list[CallRecord] = field(default_factory=list)
 
+    @cached_property
+    def _cache(self) -> Any:
+        return self.hub.cache()
+
+    @cached_property
+    def _ledger(self) -> Any:
+        return self.hub.ledger()
+
     def _check_budget(self, cand: Candidate, credits: float) -> None:
         """Refuse (and record) a paid call that would take the campaign's or the global spend over budget."""
-        ledger = self.hub.ledger()
+        ledger = self._ledger
         limits = [("campaign", self.budget_credits, ledger.spent(self.campaign))]
         if self.hub.global_budget_credits is not None:
             limits.append(("global", self.hub.global_budget_credits, ledger.spent()))
@@ -130,8 +139,8 @@ class HostedCalls:
         hub = self.hub
         started = time.perf_counter()
         price_model = cand.price_model or cand.model
-        credits, _ = hub.prices().price(cand.provider, price_model, units)
-        cache = hub.cache()
+        credits, _ = self._ledger.prices.price(cand.provider, price_model, units)
+        cache = self._cache
         if key not in cache:  # a cache hit costs nothing: only a paid call is checked against the budgets
             self._check_budget(cand, credits)
 
@@ -153,7 +162,7 @@ class HostedCalls:
 
         result = cached_call(
             cache,
-            hub.ledger(),
+            self._ledger,
             key=key,
             fn=paid,
             run_id=self.run_id,

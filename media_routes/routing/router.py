@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from media_routes.credits.ledger import PriceTable, Units, UnknownPriceError
+from media_routes.engine.aspect_outpaint import canvas_size
 from media_routes.formats import K_LEVEL_LONG_SIDE, get_format
 from media_routes.routing.catalog import CARDS, ModelCard
 from media_routes.routing.profiles import RouteProfile, load_profile
@@ -175,7 +176,11 @@ def _evaluate(
         if card.aspect_ratios is not None and aspect not in card.aspect_ratios:
             problems.append(f"format {fmt.key} ({aspect}) is not offered ({', '.join(card.aspect_ratios)})")
         if stage == "aspect_outpaint":
-            units = Units(images=1)
+            w, h = spec.scene.canvas_size
+            if canvas_size(w, h, fmt.aspect) == (w, h):
+                notes.append("the master already has this aspect: nothing to expand, no call")
+            else:
+                units = Units(images=1)
         else:
             duration = spec.motion.duration_s
             segments = segments_for(duration, card.video_durations_s, profile.chain_video) if card.hosted else None

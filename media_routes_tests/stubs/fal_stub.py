@@ -209,6 +209,8 @@ class _Job:
     progress_polls: int
     cancelled: bool = False
     output: dict[str, Any] | None = None
+    submitted_at: float = 0.0
+    finished_at: float | None = None  # when the result was first fetched
 
 
 @dataclass
@@ -244,8 +246,10 @@ class FalStub(StubServer[RecordedRequest]):
         progress_polls: int = 1,
         url_prefix: str = "",
         tls: tuple[Path, Path] | None = None,
+        job_seconds: float = 0.0,
     ) -> None:
         self.api_key = api_key
+        self.job_seconds = job_seconds  # a job stays IN_PROGRESS at least this long (fixed provider latency)
         self.queue_polls = queue_polls
         self.progress_polls = progress_polls
         self.url_prefix = url_prefix.rstrip("/")
@@ -407,6 +411,7 @@ class FalStub(StubServer[RecordedRequest]):
             options=fault.options if fault else {},
             queue_polls=self.queue_polls,
             progress_polls=self.progress_polls,
+            submitted_at=time.monotonic(),
         )
         owner, alias = endpoint.split("/")[:2]
         base = f"{self.url_prefix}/{owner}/{alias}/requests/{request_id}"  # the subpath is dropped (contract)
@@ -475,8 +480,9 @@ class FalStub(StubServer[RecordedRequest]):
             if job.queue_polls > 0 and not job.cancelled:
                 job.queue_polls -= 1
                 return {"status": "IN_QUEUE", "queue_position": job.queue_polls, "response_url": self._url_of(job)}
-            if job.progress_polls > 0 and not job.cancelled:
-                job.progress_polls -= 1
+            running = time.monotonic() - job.submitted_at < self.job_seconds
+            if (job.progress_polls > 0 or running) and not job.cancelled:
+                job.progress_polls = max(0, job.progress_polls - 1)
                 logs = [{"message": "running", "level": "INFO", "timestamp": "2026-11-27T12:00:00"}]
                 return {"status": "IN_PROGRESS", "logs": logs if with_logs else None, "response_url": self._url_of(job)}
         done: dict[str, Any] = {"status": "COMPLETED", "logs": [] if with_logs else None, "metrics": {}}
@@ -492,6 +498,11 @@ class FalStub(StubServer[RecordedRequest]):
             done["metrics"] = {"inference_time": 0.01}
         return done
 
+    def job_intervals(self) -> list[tuple[float, float]]:
+        """(submitted, result fetched) of every finished job, in time.monotonic() seconds."""
+        with self._lock:
+            return [(j.submitted_at, j.finished_at) for j in self._state.jobs.values() if j.finished_at is not None]
+
     def _url_of(self, job: _Job) -> str:
         owner, alias = job.model.split("/")[:2]
         return f"{self.url}{self.url_prefix}/{owner}/{alias}/requests/{job.request_id}"
@@ -500,6 +511,9 @@ class FalStub(StubServer[RecordedRequest]):
         with self._lock:
             job = self._state.jobs[request_id]
             pending = job.queue_polls > 0 or job.progress_polls > 0
+            pending = pending or time.monotonic() - job.submitted_at < self.job_seconds
+            if not pending and job.finished_at is None:
+                job.finished_at = time.monotonic()
         if job.cancelled:
             return 400, {"detail": "Request was cancelled", "error_type": "request_cancelled"}
         if pending:

@@ -205,27 +205,14 @@ class StageRun:
     def run_route(self, local: Callable[[], T], hosted: Callable[[HostedStage], T]) -> T:
         """Produce the stage's raw result on the planned route, falling back as the plan allows.
 
-        ``local`` runs the local engine (its compute seconds go into the ledger at zero credits); ``hosted``
+        ``local`` runs the local engine (the stage's compute seconds go into the ledger at zero credits); ``hosted``
         gets a :class:`HostedStage` for the candidate being tried. A route that cannot produce the output
         fails the step with the provider, model, reason and request id (retried by Dagster only for outages).
         """
 
         def attempt(cand: Candidate) -> T:
             if cand.provider == "local":
-                t0 = time.perf_counter()
-                value = local()
-                self.providers.ledger().record(
-                    run_id=self.context.run.run_id,
-                    campaign=self.campaign.id,
-                    format=self.format_key,
-                    stage=self.stage,
-                    provider="local",
-                    model=LOCAL_MODEL,
-                    units=Units(compute_seconds=round(time.perf_counter() - t0, 3)),
-                    hit=False,
-                    call_key=None,
-                )
-                return value
+                return local()  # its compute seconds go into the ledger with the output (see output())
             return hosted(
                 HostedStage(cand, self.calls, self.providers, self.campaign, self.seed, self.plan.profile.prompt_style)
             )
@@ -416,6 +403,18 @@ class StageRun:
             drift_check or CheckOutcome(CHECK_DRIFT, passed=True, description="first stage: no input to drift from"),
         ]
         gate_meta = {o.name: "passed" if o.passed else f"FAILED: {o.description}" for o in outcomes}
+        if self.route.provider == "local":  # the local engine's work is priced at zero but recorded
+            self.providers.ledger().record(
+                run_id=self.context.run.run_id,
+                campaign=self.campaign.id,
+                format=self.format_key,
+                stage=self.stage,
+                provider="local",
+                model=LOCAL_MODEL,
+                units=Units(compute_seconds=round(time.perf_counter() - self.started, 3)),
+                hit=False,
+                call_key=None,
+            )
         yield stage_output(
             ref=ref,
             store=self.store,

@@ -341,6 +341,19 @@ def test_ledger_records_miss_and_hit_with_prices(tmp_path: Path) -> None:
     assert all(t.tzinfo is not None and t.utcoffset().total_seconds() == 0 for t in ts)
 
 
+def test_a_paid_call_whose_ledger_row_was_lost_is_recorded_as_paid_on_the_next_use(tmp_path: Path) -> None:
+    cache = _cache(tmp_path)
+    ledger = Ledger(tmp_path / "ledger.sqlite", PriceTable.from_yaml())
+    fn = Counter()
+    cache.get_or_call(_key(), fn)  # paid and stored, then the process died before the ledger insert
+    common = dict(key=_key(), fn=fn, campaign="spring", stage="base", provider="google", units=Units(images=1))
+    first = cached_call(cache, ledger, run_id="run-2", model="gemini-2.5-flash-image", **common)  # type: ignore[arg-type]
+    again = cached_call(cache, ledger, run_id="run-3", model="gemini-2.5-flash-image", **common)  # type: ignore[arg-type]
+    assert fn.calls == 1  # never paid twice
+    assert (first.hit, again.hit) == (False, True)  # the first use after the crash carries the payment
+    assert list(ledger.frame()["credits"]) == [3.9, 0.0]
+
+
 def test_totals_and_hit_rate(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.sqlite", PriceTable.from_yaml())
     assert ledger.hit_rate() is None

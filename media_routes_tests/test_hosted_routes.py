@@ -356,3 +356,20 @@ def test_estimate_matches_the_ledger_and_knows_what_is_cached(instance, hosted, 
     assert row["stage"] == "k_upscale" and row["paid"] == pytest.approx(reroll_price)
     assert row["naive"] == pytest.approx(to_pay) and row["saved"] == pytest.approx(to_pay - reroll_price)
     assert report.spent_credits == pytest.approx(to_pay + reroll_price)
+
+
+def test_a_profile_that_reroutes_blocks_falls_back_and_records_why(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    google, _, _ = stubs
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "high-drama"})
+    register_campaigns(instance, ["shoe"])
+    google.fail_next("image_safety", route="generateContent")  # high-drama: reroute_on_block: true
+    assert materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe").success
+    (row,) = trace(instance, "shoe")
+    assert row["provider"] == "local" and row["route"]["route"] == "local"
+    (blocked, ok) = row["route"]["attempts"]
+    assert blocked["route"] == "google/gemini-3-pro-image-preview" and blocked["outcome"] == "fallback"
+    assert "ContentBlocked" in blocked["reason"] and "IMAGE_SAFETY" in blocked["reason"]
+    assert ok == {"route": "local", "outcome": "ok", "reason": ""}
+    assert google.calls("generateContent") == 1  # a block is not retried
+    # a block is not an outage: the route's health is untouched
+    assert hosted["resources"]["providers"].health().status("google/gemini-3-pro-image-preview") is None

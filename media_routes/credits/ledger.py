@@ -12,6 +12,7 @@ also records what it would have cost in ``saved_credits``/``saved_usd``, which t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import uuid
@@ -258,6 +259,12 @@ class Ledger:
             )
         return row
 
+    def has_paid(self, call_key: str) -> bool:
+        """Whether a paid call (a miss) with this key is in the ledger."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT 1 FROM ledger_calls WHERE call_key = ? AND NOT hit LIMIT 1", (call_key,))
+            return row.fetchone() is not None
+
     def spent(self, campaign: str | None = None) -> float:
         """Credits paid so far (cache hits cost nothing), for one campaign or all."""
         sql, params = "SELECT COALESCE(SUM(credits), 0) FROM ledger_calls", ()
@@ -374,11 +381,14 @@ def cached_call(
 ) -> CacheResult:
     """Get-or-call through the cache and record the outcome in the ledger.
 
-    The price is looked up first, so an unpriced model fails before anything is paid. Gap: a crash between the
-    paid call being stored and the ledger insert leaves that call out of the ledger (the result itself is safe).
+    The price is looked up first, so an unpriced model fails before anything is paid. A crash between the paid
+    call being stored and its ledger row leaves a cache entry that no ledger row paid for: the next use of that
+    key finds it and is recorded as the paid call (a miss), so the spend is never lost from the ledger.
     """
     ledger.prices.price(provider, model, units)
     result = cache.get_or_call(key, fn, meta=meta)
+    if result.hit and not ledger.has_paid(key):
+        result = dataclasses.replace(result, hit=False)  # the payer crashed before recording: this is its row
     ledger.record(
         run_id=run_id,
         campaign=campaign,

@@ -12,6 +12,7 @@ from PIL import Image
 
 from media_routes.credits.ledger import Units
 from media_routes.lib.imaging import encode_png, sha256_hex
+from media_routes.routing.catalog import CARDS
 from media_routes.routing.execute import HostedCalls
 from media_routes.routing.router import Candidate
 from media_routes.spec import Campaign
@@ -48,8 +49,6 @@ class HostedStage:
 
 
 def _takes_seed(cand: Candidate) -> bool:
-    from media_routes.routing.catalog import CARDS
-
     return CARDS[cand.route].seed
 
 

@@ -245,21 +245,29 @@ def cmd_trace(args: argparse.Namespace) -> int:
         console.print(f"[yellow]nothing materialized for {args.campaign!r}[/yellow]")
         return 1
     table = Table(title=f"lineage of {args.campaign}")
-    for col in ("stage", "partition", "when (UTC)", "provider / model", "seed", "data version", "run"):
+    for col in ("stage", "partition", "when (UTC)", "provider / model", "credits", "seed", "data version", "run"):
         table.add_column(col)
     for r in rows:
+        calls = (r.get("route") or {}).get("calls") or {}
+        credits = "" if r.get("credits") is None else f"{r['credits']:g}"
+        if calls.get("cache_hits"):
+            credits += f" ({calls['cache_hits']} cached)"
         table.add_row(
             r["stage"],
             r["partition"],
             r["timestamp"][:19],
             f"{r['provider']} / {r['model']}",
+            credits,
             str(r["seed"]),
             (r["data_version"] or "")[:12],
             r["run_id"][:8],
         )
     out.print(table)
     for r in rows:
+        reason = (r.get("route") or {}).get("reason")
         out.print(f"[dim]{r['stage']} {r['partition']}: {r['path']}[/dim]")
+        if reason:
+            out.print(f"[dim]    route: {reason}[/dim]", highlight=False)
     return 0
 
 

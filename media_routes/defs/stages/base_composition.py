@@ -46,8 +46,12 @@ def base_composition(
         exact[headline.color] = layout.headline_alpha
     labels = brand.locate(result.image, run.palette, exact=exact, by_colour=spec.quality.brand_lock)
     image, drifted, report, problems = result.image, {}, run.brand_report(result.image, labels), None
+    drift_summary, drift_check, drift_extra = None, None, {}
     if result.headline_alpha is None:  # a model rendered it: restore brand colours as every later stage does
         image, drifted, report, problems = run.correct_brand(result.image, labels)
+        # and measure how far the render moved from the blueprint it was given (a render regrades by design:
+        # only deep-shadow chroma is gated, the rest is reported)
+        drift_summary, drift_check, drift_extra = run.handoff(layout.image, image, grade=True)
     uri, sha = run.save(image)
     layers = {
         "base": uri,
@@ -61,7 +65,14 @@ def base_composition(
         ref,
         inputs={"spec": run.campaign.digest()},
         preview=image,
-        metrics={**result.metrics, "brand": report, "brand_before_correction": drifted},
+        metrics={
+            **result.metrics,
+            "brand": report,
+            "brand_before_correction": drifted,
+            **({"drift_vs_layout": drift_summary} if drift_summary else {}),
+        },
         checks=[run.brand_check(report)],
         blank_problems=problems,
+        drift_check=drift_check,
+        extra=drift_extra,
     )

@@ -176,7 +176,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if exported.contact_sheet:
             out.print(f"  {cid} contact sheet {exported.contact_sheet}", highlight=False)
     out.print(f"rendered {len(good)} campaign(s) in {elapsed:.0f} s on the local engine")
-    out.print(f"media store: {resources['media_store'].root}")
+    store = resources["media_store"]
+    out.print(f"media store: {getattr(store, 'root', None) or f's3://{store.bucket}/{store.prefix}'}")
     out.print(f"see the runs and lineage: DAGSTER_HOME={settings.dagster_home()} dagster dev")
     return 1 if failed else 0
 

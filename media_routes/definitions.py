@@ -12,8 +12,9 @@ from media_routes.defs.automation import automation_sensor, with_automation
 from media_routes.defs.campaign_specs import SPEC_SLICE_ASSETS
 from media_routes.defs.jobs import JOBS
 from media_routes.defs.providers import provider_hub_from_env
-from media_routes.defs.resources import CampaignCatalog, LocalMediaStore
+from media_routes.defs.resources import CampaignCatalog
 from media_routes.defs.review import review_still
+from media_routes.defs.s3_store import media_store_from_env
 from media_routes.defs.schedules import campaign_refresh_schedule
 from media_routes.defs.sensors import campaign_folder_sensor
 from media_routes.defs.stages import STAGE_ASSETS
@@ -29,7 +30,7 @@ def build_resources(
     """
     return {
         "campaigns": CampaignCatalog(campaigns_dir=campaigns_dir or str(settings.campaigns_dir())),
-        "media_store": LocalMediaStore(root=media_root or str(settings.media_root())),
+        "media_store": media_store_from_env(media_root or str(settings.media_root())),
         "providers": provider_hub_from_env(state_dir or _state_dir_beside(media_root)),
     }
 

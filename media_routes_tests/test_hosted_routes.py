@@ -272,7 +272,8 @@ def test_crash_after_a_paid_call_costs_nothing_on_the_retry(instance, hosted, st
 
     monkeypatch.setattr(LocalMediaStore, "put_bytes", crash_once)
     summary = materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe")
-    assert summary.success and crashes == ["base_composition/shoe"]  # failed once, then Dagster's retry succeeded
+    # the first write after the paid call failed once (a layer or the output), then Dagster's retry succeeded
+    assert summary.success and len(crashes) == 1 and crashes[0].startswith("base_composition/shoe")
     assert google.calls("generateContent") == 1  # the retry found the paid result in the call cache
     ledger = hosted["resources"]["providers"].ledger().frame("shoe")
     paid = ledger[ledger["provider"] == "google"]

@@ -105,4 +105,3 @@ def media_store_from_env(media_root: str) -> MediaStore:
         prefix=os.environ.get(ENV_PREFIX, "media"),
         scratch=str(Path(media_root) / ".scratch"),
     )
-

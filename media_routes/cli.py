@@ -21,7 +21,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from media_routes import settings
-from media_routes.spec import SPEC_FILENAME, STAGES, SpecError, discover_spec_paths, load_all, load_campaign
+from media_routes.spec import (
+    SPEC_FILENAME,
+    STAGES,
+    Campaign,
+    SpecError,
+    discover_spec_paths,
+    load_all,
+    load_campaign,
+)
 
 console = Console(stderr=True, soft_wrap=True)
 # tables are wide: when output is piped, do not squeeze them into 80 columns
@@ -186,15 +194,22 @@ def _registered_campaign(instance, campaign_id: str) -> bool:  # type: ignore[no
     return bool(instance.has_dynamic_partition("campaign", campaign_id))
 
 
+def _load_one(args: argparse.Namespace, doing: str) -> tuple[Path, Campaign | None]:
+    """The campaigns folder and ``args.campaign``'s validated spec, or None after printing why not."""
+    campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
+    try:
+        return campaigns_dir, load_campaign(campaigns_dir / args.campaign / SPEC_FILENAME)
+    except SpecError as exc:
+        console.print(f"[red]cannot {doing}:[/red]\n{exc}", markup=True, highlight=False)
+        return campaigns_dir, None
+
+
 def cmd_reroll(args: argparse.Namespace) -> int:
     from media_routes.formats import FORMAT_KEYS
     from media_routes.pipeline import plan_runs
 
-    campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
-    try:
-        campaign = load_campaign(campaigns_dir / args.campaign / SPEC_FILENAME)
-    except SpecError as exc:
-        console.print(f"[red]cannot re-roll:[/red]\n{exc}", markup=True, highlight=False)
+    campaigns_dir, campaign = _load_one(args, "re-roll")
+    if campaign is None:
         return 1
     if args.format and args.format not in FORMAT_KEYS:
         console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
@@ -277,11 +292,8 @@ def cmd_routes(args: argparse.Namespace) -> int:
     from media_routes.routing.profiles import ProfileError
     from media_routes.routing.router import plan_campaign
 
-    campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
-    try:
-        campaign = load_campaign(campaigns_dir / args.campaign / SPEC_FILENAME)
-    except SpecError as exc:
-        console.print(f"[red]{exc}[/red]")
+    campaigns_dir, campaign = _load_one(args, "plan routes")
+    if campaign is None:
         return 1
     hub = _resources(campaigns_dir)["providers"]
     try:
@@ -307,11 +319,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from media_routes.credits.estimate import estimate
     from media_routes.routing.profiles import ProfileError
 
-    campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
-    try:
-        campaign = load_campaign(campaigns_dir / args.campaign / SPEC_FILENAME)
-    except SpecError as exc:
-        console.print(f"[red]{exc}[/red]")
+    campaigns_dir, campaign = _load_one(args, "estimate")
+    if campaign is None:
         return 1
     if args.format and args.format not in campaign.spec.formats:
         console.print(f"[red]{args.campaign} has no format {args.format!r} ({', '.join(campaign.spec.formats)})[/red]")

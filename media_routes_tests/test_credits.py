@@ -354,6 +354,44 @@ def test_a_paid_call_whose_ledger_row_was_lost_is_recorded_as_paid_on_the_next_u
     assert list(ledger.frame()["credits"]) == [3.9, 0.0]
 
 
+def test_a_concurrent_identical_call_is_a_hit_in_the_ledger_not_a_second_payment(tmp_path: Path) -> None:
+    # The payer stores its result, then writes its ledger row; a second caller arriving in between must still be
+    # recorded as a hit (it used to read "stored but unpaid" as the payer's crash and book a second payment).
+    cache = _cache(tmp_path)
+    prices = PriceTable.from_yaml()
+    stored = threading.Event()
+    release = threading.Event()
+
+    class SlowLedger(Ledger):
+        def record(self, **kwargs):  # type: ignore[no-untyped-def, override]
+            if not kwargs["hit"] and threading.current_thread().name == "payer":
+                stored.set()  # the result is in the store, the ledger row is not written yet
+                release.wait(10)
+            return super().record(**kwargs)
+
+    ledger = SlowLedger(tmp_path / "ledger.sqlite", prices)
+    fn = Counter()
+    common = dict(key=_key(), fn=fn, campaign="spring", stage="base", provider="google", units=Units(images=1))
+    hits: dict[str, bool] = {}
+
+    def use(name: str) -> None:
+        hits[name] = cached_call(cache, ledger, run_id=name, model="gemini-2.5-flash-image", **common).hit  # type: ignore[arg-type]
+
+    payer = threading.Thread(target=use, args=("payer",), name="payer")
+    payer.start()
+    assert stored.wait(10)
+    waiter = threading.Thread(target=use, args=("waiter",), name="waiter")
+    waiter.start()
+    time.sleep(0.3)  # the waiter has found the stored result and is waiting for the payer's ledger row
+    release.set()
+    payer.join(10)
+    waiter.join(10)
+    assert fn.calls == 1
+    assert hits == {"payer": False, "waiter": True}
+    frame = ledger.frame().sort_values("run_id")
+    assert list(frame["hit"]) == [False, True] and list(frame["credits"]) == [3.9, 0.0]
+
+
 def test_totals_and_hit_rate(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.sqlite", PriceTable.from_yaml())
     assert ledger.hit_rate() is None

@@ -280,31 +280,68 @@ def test_crash_after_a_paid_call_costs_nothing_on_the_retry(instance, hosted, st
     assert list(paid["hit"]) == [False, True]
 
 
-def test_two_runs_making_the_identical_call_at_once_pay_once(hosted, stubs) -> None:  # type: ignore[no-untyped-def]
-    import threading
+def _base_in_own_process(
+    urls: tuple[str, str, str], tmp: str, cid: str, barrier: Any, results: Any
+) -> None:  # pragma: no cover - runs in a spawned child
+    """One Dagster run of ``base_composition`` in its own process, as a run worker would make it."""
+    root = Path(tmp)
+    google_url, fal_url, kling_url = urls
+    hub = ProviderHub(
+        gemini=GeminiResource(api_key=dg.EnvVar("GEMINI_API_KEY"), base_url=google_url, poll_interval_s=0.05),
+        fal=FalResource(api_key=dg.EnvVar("FAL_KEY"), queue_url=fal_url, base_url=fal_url, poll_interval_s=0.05),
+        kling=KlingResource(
+            access_key=dg.EnvVar("KLING_ACCESS_KEY"),
+            secret_key=dg.EnvVar("KLING_SECRET_KEY"),
+            base_url=kling_url,
+            poll_interval_s=0.05,
+        ),
+        state_dir=str(root / "credits"),
+        retry_base_delay_s=0.05,
+        retry_budget_s=10.0,
+    )
+    resources = build_resources(campaigns_dir=str(root / "campaigns"), media_root=str(root / "media"))
+    resources["providers"] = hub
+    with dg.instance_for_test() as inst:
+        register_campaigns(inst, [cid])
+        barrier.wait(timeout=120)  # both runs reach the provider call together
+        ok = materialize_stages(inst, resources, ["base_composition"], cid, raise_on_error=False).success
+        row = trace(inst, cid)[0] if ok else {}
+        results.put((cid, ok, row.get("route", {}).get("calls", {}).get("cache_hits"), row.get("output_hash")))
 
-    google, _, _ = stubs
+
+def test_two_runs_making_the_identical_call_at_once_pay_once(hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    # Two runs in two processes, as Dagster's run workers are (two in-process runs in threads deadlock in
+    # Python's logging setup inside Dagster, which is not what a deployment does).
+    import multiprocessing
+
+    google, fal, kling = stubs
     for cid in ("twin-a", "twin-b"):  # same spec, other campaign: the same call (prompt, layout, seed, model)
         write_campaign(hosted["root"], "noir-sneaker", cid, formats=["1x1"], route={"profile": "brand-safe"})
-    google.fail_next("slow", route="generateContent", delay_s=1.5)  # the first call is in flight a while
-    results: dict[str, Any] = {}
-
-    def run(cid: str) -> None:
-        with dg.instance_for_test() as inst:
-            register_campaigns(inst, [cid])
-            ok = materialize_stages(inst, hosted["resources"], ["base_composition"], cid).success
-            results[cid] = (ok, trace(inst, cid)[0])
-
-    threads = [threading.Thread(target=run, args=(cid,)) for cid in ("twin-a", "twin-b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    google.fail_next("slow", route="generateContent", delay_s=3.0)  # the first call is in flight a while
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    queue = ctx.Queue()
+    urls = (google.url, fal.url, kling.url)
+    procs = [
+        ctx.Process(target=_base_in_own_process, args=(urls, str(hosted["tmp"]), cid, barrier, queue))
+        for cid in ("twin-a", "twin-b")
+    ]
+    for proc in procs:
+        proc.start()
+    results = {}
+    try:
+        for _ in procs:
+            cid, ok, hits, output_hash = queue.get(timeout=300)
+            results[cid] = (ok, hits, output_hash)
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
     assert results["twin-a"][0] and results["twin-b"][0]
     assert google.calls("generateContent") == 1
-    hits = sorted(r[1]["route"]["calls"]["cache_hits"] for r in results.values())
-    assert hits == [0, 1]
-    assert results["twin-a"][1]["output_hash"] == results["twin-b"][1]["output_hash"]
+    assert sorted(r[1] for r in results.values()) == [0, 1], results
+    assert results["twin-a"][2] == results["twin-b"][2]
 
 
 def test_estimate_matches_the_ledger_and_knows_what_is_cached(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]

@@ -210,16 +210,25 @@ class CallCache:
 
     # -- the central method ------------------------------------------------------------------------------
 
-    def get_or_call(self, key: str, fn: Callable[[], bytes], *, meta: Mapping[str, Any] | None = None) -> CacheResult:
+    def get_or_call(
+        self,
+        key: str,
+        fn: Callable[[], bytes],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        on_stored: Callable[[CacheResult], None] | None = None,
+    ) -> CacheResult:
         """Return the stored result for ``key``, or call ``fn`` once, store its bytes durably, then return them.
 
         Concurrent identical calls (threads or processes sharing ``root``) wait for the one holding the key's
-        lock and then return its stored result as a hit. If ``fn`` raises, nothing is stored.
+        lock and then return its stored result as a hit. If ``fn`` raises, nothing is stored. ``on_stored`` runs
+        after the result is stored and before the lock is released (the ledger records the paid call there, so
+        a waiter never sees a stored result whose payment is not yet written down).
         """
         found = self.get(key)
         if found is not None:
             return found
-        with self._key_lock(key):
+        with self.key_lock(key):
             found = self.get(key)  # another caller may have paid while we waited
             if found is not None:
                 return found
@@ -229,12 +238,16 @@ class CallCache:
             data = bytes(data)
             meta_dict = dict(meta or {})
             path, created = self._store(key, data, meta_dict)
-            return CacheResult(hit=False, data=data, key=key, path=path, created_at=created, meta=meta_dict)
+            result = CacheResult(hit=False, data=data, key=key, path=path, created_at=created, meta=meta_dict)
+            if on_stored is not None:
+                on_stored(result)
+            return result
 
     # -- internals -----------------------------------------------------------------------------------------
 
     @contextmanager
-    def _key_lock(self, key: str) -> Iterator[None]:
+    def key_lock(self, key: str) -> Iterator[None]:
+        """Hold ``key``'s exclusive lock (the one a paying call holds from its check to its ledger row)."""
         lock_path = self.root / ".locks" / key[:2] / f"{key}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -381,23 +381,32 @@ def cached_call(
 ) -> CacheResult:
     """Get-or-call through the cache and record the outcome in the ledger.
 
-    The price is looked up first, so an unpriced model fails before anything is paid. A crash between the paid
-    call being stored and its ledger row leaves a cache entry that no ledger row paid for: the next use of that
-    key finds it and is recorded as the paid call (a miss), so the spend is never lost from the ledger.
+    The price is looked up first, so an unpriced model fails before anything is paid. The paid call's ledger row
+    is written while the call still holds the key's lock, so a concurrent identical call that waited on the lock
+    finds the row and records a hit. A crash between the paid call being stored and its ledger row leaves a cache
+    entry that no ledger row paid for: the next use of that key finds it (under the key's lock, so only one user
+    claims it) and is recorded as the paid call (a miss), so the spend is never lost from the ledger.
     """
     ledger.prices.price(provider, model, units)
-    result = cache.get_or_call(key, fn, meta=meta)
-    if result.hit and not ledger.has_paid(key):
-        result = dataclasses.replace(result, hit=False)  # the payer crashed before recording: this is its row
-    ledger.record(
-        run_id=run_id,
-        campaign=campaign,
-        format=format,
-        stage=stage,
-        provider=provider,
-        model=model,
-        units=units,
-        hit=result.hit,
-        call_key=key,
-    )
+
+    def record(hit: bool) -> None:
+        ledger.record(
+            run_id=run_id,
+            campaign=campaign,
+            format=format,
+            stage=stage,
+            provider=provider,
+            model=model,
+            units=units,
+            hit=hit,
+            call_key=key,
+        )
+
+    result = cache.get_or_call(key, fn, meta=meta, on_stored=lambda _: record(False))
+    if result.hit:
+        with cache.key_lock(key):
+            orphan = not ledger.has_paid(key)  # the payer crashed before recording: this is its row
+            record(hit=not orphan)
+        if orphan:
+            result = dataclasses.replace(result, hit=False)
     return result

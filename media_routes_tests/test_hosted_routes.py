@@ -224,6 +224,56 @@ def test_rate_limit_is_waited_out_then_the_call_succeeds(instance, hosted, stubs
     assert row["route"]["attempts"] == [{"route": "google/gemini-3-pro-image-preview", "outcome": "ok", "reason": ""}]
 
 
+def test_provider_jobs_wait_for_a_slot_of_the_providers_dagster_pool(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    from media_routes.defs.provider_pools import provider_pool
+
+    google, _, _ = stubs
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"})
+    register_campaigns(instance, ["shoe"])
+    storage = instance.event_log_storage
+    pool = provider_pool("google")
+    assert pool == "provider_google"
+    storage.set_concurrency_slots(pool, 1)  # an operator's limit (UI / `dagster instance concurrency set`)
+    assert storage.claim_concurrency_slot(pool, "another-run", "another-step").is_claimed  # the one slot is taken
+    done: dict[str, bool] = {}
+
+    def run() -> None:  # one Dagster run in one thread (the main thread only watches)
+        done["ok"] = materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe").success
+
+    worker = threading.Thread(target=run)
+    worker.start()
+
+    def waiting() -> list[str]:
+        return [p.step_key for p in storage.get_concurrency_info(pool).pending_steps if p.run_id != "another-run"]
+
+    deadline = time.monotonic() + 60
+    while not waiting() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (step_key,) = waiting()
+    assert step_key.startswith("base_composition:google:")
+    time.sleep(1.5)
+    assert google.calls("generateContent") == 0  # held back by the pool, not by the provider
+    storage.free_concurrency_slot_for_step("another-run", "another-step")
+    worker.join(120)
+    assert done == {"ok": True}
+    assert google.calls("generateContent") == 1
+    info = storage.get_concurrency_info(pool)
+    assert info.slot_count == 1 and info.claimed_slots == [] and info.pending_steps == []  # freed after the job
+    assert storage.get_concurrency_info("provider_fal").slot_count == 0  # no fal job, no fal pool yet
+
+
+def test_a_providers_pool_starts_at_the_resources_limit(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"})
+    register_campaigns(instance, ["shoe"])
+    assert materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe").success
+    info = instance.event_log_storage.get_concurrency_info("provider_google")
+    assert info.slot_count == hosted["resources"]["providers"].gemini.max_concurrent
+    assert info.claimed_slots == []
+
+
 # --------------------------------------------------------------------------------------------------------
 # credits: budgets, crash safety, concurrent identical calls (counted at the stub)
 # --------------------------------------------------------------------------------------------------------

@@ -112,13 +112,16 @@ class ProviderHub(dg.ConfigurableResource):
     def health(self) -> HealthBook:
         return HealthBook(self._state() / "health.sqlite", threshold=self.health_threshold)
 
-    def slots(self, provider: str) -> ProviderSlots:
-        limits = {
+    def pool_limits(self) -> dict[str, int]:
+        """Concurrent jobs allowed per provider: the client-side slots, and each Dagster pool's initial limit."""
+        return {
             "google": self.gemini.max_concurrent,
             "fal": self.fal.max_concurrent,
             "kling": self.kling.max_concurrent,
         }
-        return ProviderSlots(self._state() / "slots", provider, limits[provider])
+
+    def slots(self, provider: str) -> ProviderSlots:
+        return ProviderSlots(self._state() / "slots", provider, self.pool_limits()[provider])
 
     def router_context(self) -> RouterContext:
         health = self.health()

@@ -2,8 +2,9 @@
 
 ``ProviderSlots(root, "fal", 4)`` is a context manager holding one of four slot files locked with
 ``fcntl.flock`` for the duration of one provider job (submit, wait, download). Locks die with their
-process, so a killed run worker never leaks a slot. Dagster pools are static per asset, while the route
-of a stage is chosen at run time; these slots are what limits each provider (see docs/providers.md).
+process, so a killed run worker never leaks a slot. Inside a Dagster run each provider job also holds a
+slot of its provider's Dagster pool (``defs/provider_pools.py``); these slots are the machine-wide guard
+that applies to any caller (see docs/routing.md, "Concurrency").
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ stage with the provider, model, reason and request id.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -87,6 +88,8 @@ class HostedCalls:
     format_key: str | None
     log: logging.Logger | Any
     budget_credits: float | None = None  # the campaign's budget (spec ``budget.credits``)
+    # one slot of the provider's Dagster pool per paid job (defs/provider_pools.py); None outside Dagster
+    pool_slot: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None
     records: list[CallRecord] = field(default_factory=list)
 
     @cached_property
@@ -145,7 +148,8 @@ class HostedCalls:
             self._check_budget(cand, credits)
 
         def paid() -> bytes:
-            with hub.slots(cand.provider) as slot:
+            pool = self.pool_slot(cand.provider) if self.pool_slot else contextlib.nullcontext()
+            with pool, hub.slots(cand.provider) as slot:
                 if slot.waited_s > 1:
                     self.log.info(f"{cand.route}: waited {slot.waited_s:.1f} s for a {cand.provider} slot")
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from media_routes.credits.ledger import Units
 from media_routes.defs.campaign_specs import slice_key
+from media_routes.defs.provider_pools import ProviderPools
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.hosted.common import HostedStage
@@ -99,7 +100,8 @@ COMMON_CHECKS: dict[str, tuple[str, bool]] = {
 
 
 # Pool of the local engine's steps: CPU-bound image work, limited per instance in dagster.yaml
-# (concurrency.pools). Hosted providers are limited by per-provider slots (providers/slots.py).
+# (concurrency.pools). Each hosted provider has its own Dagster pool, claimed per provider job at run time
+# (defs/provider_pools.py: provider_google, provider_fal, provider_kling), plus client-side slots.
 LOCAL_ENGINE_POOL = "local_engine"
 
 # Transient failures (a full disk, a lost file handle, a killed subprocess) are retried with backoff and
@@ -480,6 +482,9 @@ def begin_stage(
             format_key=format_key,
             log=context.log,
             budget_credits=campaign.spec.budget.credits if campaign.spec.budget else None,
+            pool_slot=ProviderPools(
+                context.instance, context.run.run_id, stage, providers.pool_limits(), log=context.log
+            ).slot,
         ),
     )
 

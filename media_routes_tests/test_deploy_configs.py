@@ -21,6 +21,7 @@ ENV = {
     "DAGSTER_PG_PASSWORD": "not-a-real-password",
     "DAGSTER_PG_HOST": "db.internal",
     "DAGSTER_PG_DB": "dagster",
+    "DAGSTER_PG_PORT": "5432",
     "DAGSTER_LOG_BUCKET": "media-routes-logs",
 }
 
@@ -59,3 +60,20 @@ def test_no_secret_is_written_in_the_file() -> None:
     assert "password: {env: DAGSTER_PG_PASSWORD}" in text
     assert all(f"{{env: {name}}}" in text for name in ENV)  # every secret or host comes from the environment
     assert ENV["DAGSTER_PG_PASSWORD"] not in text and ENV["DAGSTER_PG_HOST"] not in text
+
+
+def test_the_postgres_url_loads_an_installed_driver(env: None, tmp_path: Path) -> None:
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which dagster-postgres does not install: the
+    # daemon died at start with "No module named 'psycopg'" until the file named the psycopg2 driver.
+    import sqlalchemy
+    from dagster_postgres import DagsterPostgresStorage
+    from dagster_postgres.utils import pg_url_from_config
+
+    shutil.copy(PROD, tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    resolved = process_config(DagsterPostgresStorage.config_type(), config["storage"]["postgres"])  # env resolved
+    assert resolved.success, resolved.errors
+    url = pg_url_from_config(resolved.value)
+    assert url.startswith("postgresql+psycopg2://") and ":5432/" in url
+    engine = sqlalchemy.create_engine(url)  # imports the driver; connects to nothing
+    assert engine.dialect.driver == "psycopg2"

@@ -13,11 +13,13 @@
 
 Those conditions read the campaign specs, which is Python the daemon cannot run, so the sensor that
 evaluates them runs in the code location (``use_user_code_server=True``) and is RUNNING by default:
-nothing has to be switched on in the UI.
+nothing has to be switched on in the UI (``MEDIA_ROUTES_AUTOMATION=stopped`` makes it start STOPPED, for an
+environment driven only by backfills and jobs).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -99,10 +101,20 @@ def with_automation(assets: list[dg.AssetsDefinition], campaigns_dir: str) -> li
     ]
 
 
+ENV_AUTOMATION = "MEDIA_ROUTES_AUTOMATION"  # "stopped": the sensor starts STOPPED (runs only from backfills / jobs)
+
+
+def _automation_default_status() -> dg.DefaultSensorStatus:
+    value = os.environ.get(ENV_AUTOMATION, "running").strip().lower() or "running"
+    if value not in ("running", "stopped"):
+        raise ValueError(f"{ENV_AUTOMATION} must be 'running' or 'stopped', not {value!r}")
+    return dg.DefaultSensorStatus.RUNNING if value == "running" else dg.DefaultSensorStatus.STOPPED
+
+
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "stage_automation",
     target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=_automation_default_status(),
     minimum_interval_seconds=30,
     use_user_code_server=True,
     description="Evaluates the stages' automation conditions: each stage follows its inputs; formats only "

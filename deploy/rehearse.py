@@ -22,10 +22,12 @@ Then it registers campaigns (specs dropped into the campaigns folder; the folder
 launches a backfill of the campaign stages over several campaigns through GraphQL's
 ``launchPartitionBackfill``, waits, and checks: at least two runs executed at once; every run and
 materialization is in Postgres (read with plain SQL); every materialized file is in the bucket with the
-content hash its metadata names; the ledger has exactly the provider calls the provider saw. Fault:
+content hash its metadata names; the ledger has exactly the provider calls the provider saw. Faults:
 Postgres is restarted between two backfills (the second re-makes everything from the call cache: zero new
-provider calls, the first backfill's history intact). Finally everything is stopped and the script checks
-that no process it started is left and no port is still open.
+provider calls, the first backfill's history intact); a run worker is killed right after its paid provider
+call, in the middle of a stage (the code server marks the run failed, the daemon retries it, the retry takes
+the paid result from the call cache: no second payment, every output whole). Finally everything is stopped
+and the script checks that no process it started is left and no port is still open.
 
 Exit status 0 when every check passed; the figures are printed (``--json`` for machine-readable output).
 """
@@ -489,12 +491,14 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) {
 """
 
 
-def write_campaigns(folder: Path, ids: list[str]) -> None:
+def write_campaigns(folder: Path, ids: list[str], seed: int | None = None) -> None:
+    """Copies of the example campaigns, small and fast, with the base on the (stubbed) hosted route."""
     from media_routes_tests.conftest import write_campaign
 
     sources = ["noir-sneaker", "atrium-residences"]
+    extra: dict[str, Any] = {} if seed is None else {"seed": seed}  # another seed: another (unpaid) call
     for i, cid in enumerate(ids):
-        write_campaign(folder, sources[i % 2], cid, formats=["1x1"], route={"profile": "brand-safe"}, **FAST)
+        write_campaign(folder, sources[i % 2], cid, formats=["1x1"], route={"profile": "brand-safe"}, **FAST, **extra)
 
 
 def backfill(topo: Topology, partitions: list[str], stages: list[str], title: str, timeout: float = 900) -> str:
@@ -561,6 +565,93 @@ def ledger_rows(topo: Topology) -> list[dict[str, Any]]:
     return [row for row in frame.to_dict("records") if row["provider"] != "local"]
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _paid_rows(topo: Topology, campaign: str) -> int:
+    return sum(1 for r in ledger_rows(topo) if r["campaign"] == campaign and not r["hit"])
+
+
+def kill_a_run_worker_mid_stage(topo: Topology, campaign: str, report: dict[str, Any]) -> None:
+    """Kill the run worker of ``campaign``'s run right after its paid provider call, then watch the recovery.
+
+    The code server marks the orphaned run failed, the daemon retries it (``run_retries``), the retry takes
+    the paid result from the call cache: the provider is not paid again and every output is whole.
+    """
+    import dagster as dg
+
+    write_campaigns(Path(topo.env["MEDIA_ROUTES_CAMPAIGNS_DIR"]), [campaign], seed=4242)
+    with topo.instance() as instance:
+        wait_until(lambda: campaign in instance.get_dynamic_partitions("campaign"), 180, f"partition {campaign}")
+    code_pid = topo.services["code"].proc.pid  # type: ignore[union-attr]
+    before = descendants(code_pid)
+    calls_before = topo.google.calls("generateContent")
+    params = {
+        "assetSelection": [{"path": [s]} for s in CAMPAIGN_STAGES],
+        "partitionNames": [campaign],
+        "title": "rehearsal: a run worker killed mid-stage",
+    }
+    answer = topo.graphql(LAUNCH, {"p": params})["launchPartitionBackfill"]
+    if answer["__typename"] != "LaunchBackfillSuccess":
+        raise RehearsalFailed(f"backfill not launched: {answer}")
+    wait_until(lambda: _paid_rows(topo, campaign) > 0, 300, f"the paid call of {campaign}", every=0.2)
+    workers = descendants(code_pid) - before
+    if not workers:
+        raise RehearsalFailed("no run worker process found under the code server")
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    report["killed_processes"] = len(workers)
+    paid_at_kill = topo.google.calls("generateContent") - calls_before
+    with topo.instance() as instance:
+        backfill_runs = lambda: instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": answer["backfillId"]}))  # noqa: E731
+        (killed,) = wait_until(backfill_runs, 30, "the killed run")
+
+        def retried() -> Any:
+            run = instance.get_run_by_id(killed.run_id)
+            if run is None or run.status != dg.DagsterRunStatus.FAILURE:
+                return None
+            children = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": killed.run_id}))
+            if children and children[0].status == dg.DagsterRunStatus.FAILURE:
+                raise RehearsalFailed(f"the retry of the killed run failed\n{topo.logs()}")
+            return children[0] if children and children[0].status == dg.DagsterRunStatus.SUCCESS else None
+
+        retry = wait_until(retried, 600, "the killed run to fail and its retry to succeed", every=2)
+        report["killed_run"] = killed.run_id
+        report["retry_run"] = retry.run_id
+        report["paid_calls_before_kill"] = paid_at_kill
+        rows = [r for r in ledger_rows(topo) if r["campaign"] == campaign]
+        paid = [r for r in rows if not r["hit"]]
+        keys_paid_before = {r["call_key"] for r in paid if r["run_id"] == killed.run_id}
+        hits_in_retry = {r["call_key"] for r in rows if r["hit"] and r["run_id"] == retry.run_id}
+        report["paid_calls_of_retry"] = len(paid) - len(keys_paid_before)  # stages the killed run never reached
+        report["keys_paid_twice"] = len(paid) - len({r["call_key"] for r in paid})
+        if report["keys_paid_twice"] or not keys_paid_before or not keys_paid_before <= hits_in_retry:
+            raise RehearsalFailed(f"the retry of the killed run paid a call again: {rows}")
+        provider_calls = topo.google.calls("generateContent") - calls_before
+        if provider_calls != len(paid):
+            raise RehearsalFailed(f"the provider saw {provider_calls} calls for {campaign}, the ledger {len(paid)}")
+        check_bucket(topo, instance, [campaign])  # every output whole and hash-checked
+
+
 def rehearse(root: Path, campaigns: int = 3) -> dict[str, Any]:
     """The whole rehearsal; returns its figures, raises :class:`RehearsalFailed` on the first broken check."""
     import dagster as dg
@@ -615,7 +706,10 @@ def rehearse(root: Path, campaigns: int = 3) -> dict[str, Any]:
                 if len(runs) != len(ids) or any(r.status != dg.DagsterRunStatus.SUCCESS for r in runs):
                     raise RehearsalFailed(f"backfill {bid}: runs missing or failed after the restart")
             check_bucket(topo, instance, ids)
-        report["postgres_runs_at_end"] = dict(topo.pg.query("SELECT status, count(*) FROM runs GROUP BY status"))
+        report["postgres_runs_after_restart"] = dict(topo.pg.query("SELECT status, count(*) FROM runs GROUP BY status"))
+
+        # fault: a run worker is killed in the middle of a stage, after its paid provider call
+        kill_a_run_worker_mid_stage(topo, f"rehearsal-{campaigns}", report)
         report["ports"] = topo.ports
         pids = {pid for svc in topo.services.values() for pid in svc.pids}
     # torn down: nothing left listening, no process of ours alive

@@ -14,7 +14,7 @@ from media_routes.defs.jobs import JOBS
 from media_routes.defs.providers import provider_hub_from_env
 from media_routes.defs.resources import CampaignCatalog
 from media_routes.defs.review import review_still
-from media_routes.defs.s3_store import media_store_from_env
+from media_routes.defs.s3_store import io_manager_from_env, media_store_from_env
 from media_routes.defs.schedules import campaign_refresh_schedule
 from media_routes.defs.sensors import campaign_folder_sensor
 from media_routes.defs.stages import STAGE_ASSETS
@@ -28,11 +28,15 @@ def build_resources(
     Hosted providers read their keys and base URLs from the environment (``dg.EnvVar``); without keys
     every hosted route is rejected by the router and the profiles fall back to the local engine.
     """
-    return {
+    resources: dict[str, dg.ConfigurableResource] = {
         "campaigns": CampaignCatalog(campaigns_dir=campaigns_dir or str(settings.campaigns_dir())),
         "media_store": media_store_from_env(media_root or str(settings.media_root())),
         "providers": provider_hub_from_env(state_dir or _state_dir_beside(media_root)),
     }
+    io_manager = io_manager_from_env()  # stage outputs on S3 beside the media, so any machine's run loads them
+    if io_manager is not None:
+        resources["io_manager"] = io_manager
+    return resources
 
 
 def _state_dir_beside(media_root: str | None) -> str:

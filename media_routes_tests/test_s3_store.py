@@ -88,6 +88,10 @@ def test_whole_graph_writes_its_media_to_s3_by_configuration(
         assert sha256_hex(objects[key]) == row["output_hash"]  # content-addressed, whole
         assert key.endswith(f"{row['output_hash']}.{'mp4' if row['stage'] == 'motion' else 'png'}")
     assert not (tmp_path / "media").exists() or not any(p.suffix == ".png" for p in (tmp_path / "media").rglob("*"))
+    # the stages' outputs (what the next stage loads) are in the bucket too, so a run on another machine finds them
+    io_keys = [k for k in objects if k.startswith("prod/media/dagster-io/")]
+    for stage, partition in (("base_composition", "shoe"), ("k_upscale", "shoe"), ("motion", "shoe/9x16")):
+        assert f"prod/media/dagster-io/{stage}/{partition}" in io_keys, (stage, io_keys)
 
 
 def test_unknown_store_kind_or_missing_bucket_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -4,6 +4,11 @@ Same layout and guarantees as :class:`LocalMediaStore`: keys ``<prefix>/<stage>/
 <sha256>.<ext>``, content-addressed, never overwritten (an existing key is the same bytes and is left
 alone). Work files (a video being encoded) go to a local scratch directory first, then up. Chosen by
 configuration alone (``MEDIA_ROUTES_MEDIA_STORE=s3``, see :func:`media_store_from_env`).
+
+With the media on S3 the stages' outputs (the small ``MediaRef`` each returns, which the next stage loads)
+go to the same bucket through dagster-aws's ``S3PickleIOManager`` (:func:`io_manager_from_env`), under
+``<prefix>/dagster-io/``: a run on another machine (an ECS task, a Kubernetes job) loads what an earlier
+run materialized. Locally they stay in Dagster's default filesystem IO manager under ``$DAGSTER_HOME``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from dagster_aws.s3 import S3Resource
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from media_routes.defs.resources import LocalMediaStore, MediaStore, file_sha256
 from media_routes.lib.imaging import sha256_hex
@@ -87,21 +92,36 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _store_kind() -> str:
+    kind = os.environ.get(ENV_STORE, "local").strip().lower() or "local"
+    if kind not in ("local", "s3"):
+        raise ValueError(f"{ENV_STORE}={kind!r}: choose 'local' or 's3'")
+    if kind == "s3" and not os.environ.get(ENV_BUCKET):
+        raise ValueError(f"{ENV_STORE}=s3 needs {ENV_BUCKET}")
+    return kind
+
+
+def _s3_resource() -> S3Resource:
+    return S3Resource(region_name=os.environ.get(ENV_REGION) or None, endpoint_url=os.environ.get(ENV_ENDPOINT) or None)
+
+
 def media_store_from_env(media_root: str) -> MediaStore:
     """The media store the environment asks for: local files (default) or S3 (``MEDIA_ROUTES_MEDIA_STORE=s3``)."""
-    kind = os.environ.get(ENV_STORE, "local").strip().lower() or "local"
-    if kind == "local":
+    if _store_kind() == "local":
         return LocalMediaStore(root=media_root)
-    if kind != "s3":
-        raise ValueError(f"{ENV_STORE}={kind!r}: choose 'local' or 's3'")
-    if not os.environ.get(ENV_BUCKET):
-        raise ValueError(f"{ENV_STORE}=s3 needs {ENV_BUCKET}")
     return S3MediaStore(
-        s3=S3Resource(
-            region_name=os.environ.get(ENV_REGION) or None,
-            endpoint_url=os.environ.get(ENV_ENDPOINT) or None,
-        ),
+        s3=_s3_resource(),
         bucket=os.environ[ENV_BUCKET],
         prefix=os.environ.get(ENV_PREFIX, "media"),
         scratch=str(Path(media_root) / ".scratch"),
+    )
+
+
+def io_manager_from_env() -> S3PickleIOManager | None:
+    """The IO manager for stage outputs: on S3 beside the media when the media are on S3, else None (Dagster's)."""
+    if _store_kind() == "local":
+        return None
+    prefix = os.environ.get(ENV_PREFIX, "media").strip("/")
+    return S3PickleIOManager(
+        s3_resource=_s3_resource(), s3_bucket=os.environ[ENV_BUCKET], s3_prefix=f"{prefix}/dagster-io"
     )

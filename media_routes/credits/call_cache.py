@@ -17,22 +17,31 @@ parameters, input content hashes and seed. Normalisation (format version ``1``):
 
 Storage
 -------
-Results live in ``root/<key[:2]>/<key>``: written to a temp file in the same directory, flushed, fsynced,
+Results live in a :class:`~media_routes.credits.backends.BlobStore` under ``<key[:2]>/<key>``. Locally (the
+default) that is ``root/<key[:2]>/<key>``: written to a temp file in the same directory, flushed, fsynced,
 hard-linked into place (``os.link`` fails if the target exists, so a stored result is never overwritten), then
-the directory is fsynced. A SQLite index (``db``) holds size, sha256, creation time and caller metadata. The
-file is the source of truth: a file without an index row (crash between the two writes) is a hit and the row is
-repaired; a row without a file is a miss. A hit whose bytes no longer match the indexed sha256 raises
-:class:`CacheCorruptError` instead of silently paying again.
+the directory is fsynced. On S3 it is ``s3://bucket/<prefix>/<key[:2]>/<key>``, put only when ``head_object``
+finds nothing (write-once; the key lock makes the check-then-put race-free). An index (``db``: a SQLite file,
+or any :class:`~media_routes.credits.backends.StateDB` such as PostgreSQL) holds size, sha256, creation time and
+caller metadata. The stored bytes are the source of truth: bytes without an index row (crash between the two
+writes) are a hit and the row is repaired; a row without bytes is a miss (the new payment's row replaces it).
+A hit whose bytes no longer match the indexed sha256 raises :class:`CacheCorruptError` instead of silently
+paying again.
 
 :meth:`CallCache.get_or_call` stores the raw provider result *before* returning it, so a crash in the caller's
 post-processing never pays twice on re-run.
 
 Locking
 -------
-One exclusive ``fcntl.flock`` per key on ``root/.locks/<key[:2]>/<key>.lock``. A miss takes the lock, checks the
-store again, calls ``fn`` once, stores the result and releases the lock; a concurrent identical call blocks on
-the lock and then finds the stored result (a hit). flock locks belong to the open file description, so they
-exclude both other processes and other threads of this process (each call opens its own descriptor).
+One exclusive lock per key (a :class:`~media_routes.credits.backends.KeyLocks`): by default an ``fcntl.flock``
+on ``root/.locks/<key[:2]>/<key>.lock``; when the index is on PostgreSQL, ``pg_advisory_lock`` on a connection
+held for the call (the server releases it when the holder's connection ends, so it works across machines and a
+killed holder frees it, like flock). The rest of this section describes the flock default.
+
+A miss takes the lock, checks the store again, calls ``fn`` once, stores the result and releases the lock; a
+concurrent identical call blocks on the lock and then finds the stored result (a hit). flock locks belong to the
+open file description, so they exclude both other processes and other threads of this process (each call opens
+its own descriptor; each advisory lock has its own connection, so the same holds there).
 
 Chosen over claiming a SQLite row in a transaction because the kernel releases a flock when its holder dies
 (a crashed or killed worker cannot leave a key claimed forever, no lease/timeout recovery is needed), waiters
@@ -40,28 +49,31 @@ block without polling, and the lock never holds a SQLite write lock open during 
 (which would stall every other writer of the index). If ``fn`` raises, nothing is stored, the lock is released
 and the next identical call calls ``fn`` again. Limits: flock is per host; sharing a store between machines
 needs a filesystem with working flock (local disk, or NFSv4 where Linux emulates it with POSIX locks) and
-SQLite is not safe on every network filesystem, so a multi-machine store wants Postgres for the index.
+SQLite is not safe on every network filesystem, so a multi-machine store wants Postgres for the index (and
+then the advisory lock) and S3 for the bytes; see :mod:`media_routes.credits.backends`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
-import os
-import sqlite3
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from media_routes.credits.sqlite import connect
+from media_routes.credits.backends import (
+    BlobStore,
+    Conn,
+    KeyLocks,
+    LocalBlobStore,
+    StateDB,
+    as_state_db,
+    default_locks,
+)
 
 KEY_FORMAT_VERSION = 1
 _FLOAT_DIGITS = 12
@@ -144,14 +156,18 @@ def call_key(
 
 @dataclass(frozen=True)
 class CacheResult:
-    """Outcome of :meth:`CallCache.get_or_call`: ``hit`` is False only for the call that actually ran ``fn``."""
+    """Outcome of :meth:`CallCache.get_or_call`: ``hit`` is False only for the call that actually ran ``fn``.
+
+    ``path`` is the local file (None when the results are on S3); ``uri`` names the stored result either way.
+    """
 
     hit: bool
     data: bytes
     key: str
-    path: Path
+    path: Path | None
     created_at: str
     meta: dict[str, Any] = field(default_factory=dict)
+    uri: str = ""
 
 
 def _utc_now() -> str:
@@ -164,49 +180,70 @@ def _check_key(key: str) -> None:
 
 
 class CallCache:
-    """Content-addressed result store under ``root`` with a SQLite index at ``db``; safe across threads/processes."""
+    """Content-addressed result store with an index; safe across threads, processes and (shared backends) machines.
 
-    def __init__(self, root: Path, db: Path, *, lock_timeout: float | None = None) -> None:
-        self.root = Path(root)
-        self.db = Path(db)
+    ``CallCache(root, db)`` is today's local store: files under ``root``, a SQLite index at ``db``, flock locks.
+    ``db`` may be any :class:`StateDB` (PostgreSQL: the lock becomes an advisory lock), ``blobs`` another
+    :class:`BlobStore` (S3; ``root`` is then only needed for local locks), ``locks`` another :class:`KeyLocks`.
+    """
+
+    def __init__(
+        self,
+        root: Path | None,
+        db: Path | StateDB,
+        *,
+        lock_timeout: float | None = None,
+        blobs: BlobStore | None = None,
+        locks: KeyLocks | None = None,
+    ) -> None:
+        self.root = Path(root) if root is not None else None
+        self.db = as_state_db(db)
         self.lock_timeout = lock_timeout  # None: wait as long as the call holding the key takes
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.db.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute(_SCHEMA)
+        if blobs is None:
+            if self.root is None:
+                raise ValueError("CallCache needs a root directory for local results (or a blob store)")
+            blobs = LocalBlobStore(self.root)
+        self.blobs = blobs
+        self.locks = locks if locks is not None else default_locks(self.db, self.root)
+        self.db.create_schema(_SCHEMA)
 
-    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return connect(self.db)
+    def _connect(self) -> contextlib.AbstractContextManager[Conn]:
+        return self.db.connect()
 
     def path_for(self, key: str) -> Path:
+        """The local file of ``key``'s result (local blob store only)."""
         _check_key(key)
-        return self.root / key[:2] / key
+        path = self.blobs.local_path(key)
+        if path is None:
+            raise TypeError(f"results are not local files here: {self.blobs.uri(key)}")
+        return path
 
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, key: str) -> CacheResult | None:
         """The stored result for ``key`` as a hit, or None. Never calls anything."""
-        path = self.path_for(key)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        _check_key(key)
+        data = self.blobs.read(key)
+        if data is None:
             return None
+        path, uri = self.blobs.local_path(key), self.blobs.uri(key)
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT sha256, created_at, meta FROM cache_entries WHERE call_key = ?", (key,)
             ).fetchone()
         digest = hashlib.sha256(data).hexdigest()
-        if row is None:  # crash between the file rename and the index insert: the file is the truth
-            created = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="microseconds")
-            self._index(key, path, data, digest, created, {})
-            return CacheResult(hit=True, data=data, key=key, path=path, created_at=created, meta={})
+        if row is None:  # crash between storing the bytes and the index insert: the bytes are the truth
+            created = self.blobs.created(key)
+            self._index(key, data, digest, created, {}, repair=True)
+            return CacheResult(hit=True, data=data, key=key, path=path, created_at=created, meta={}, uri=uri)
         sha, created, meta = row
         if sha != digest:
-            raise CacheCorruptError(f"cached result {path} does not match its recorded sha256 {sha}")
-        return CacheResult(hit=True, data=data, key=key, path=path, created_at=created, meta=json.loads(meta))
+            raise CacheCorruptError(f"cached result {uri} does not match its recorded sha256 {sha}")
+        return CacheResult(hit=True, data=data, key=key, path=path, created_at=created, meta=json.loads(meta), uri=uri)
 
     def __contains__(self, key: str) -> bool:
-        return self.path_for(key).exists()
+        _check_key(key)
+        return self.blobs.exists(key)
 
     # -- the central method ------------------------------------------------------------------------------
 
@@ -220,10 +257,11 @@ class CallCache:
     ) -> CacheResult:
         """Return the stored result for ``key``, or call ``fn`` once, store its bytes durably, then return them.
 
-        Concurrent identical calls (threads or processes sharing ``root``) wait for the one holding the key's
-        lock and then return its stored result as a hit. If ``fn`` raises, nothing is stored. ``on_stored`` runs
-        after the result is stored and before the lock is released (the ledger records the paid call there, so
-        a waiter never sees a stored result whose payment is not yet written down).
+        Concurrent identical calls (threads, processes or machines sharing the store and its lock) wait for the
+        one holding the key's lock and then return its stored result as a hit. If ``fn`` raises, nothing is
+        stored. ``on_stored`` runs after the result is stored and before the lock is released (the ledger
+        records the paid call there, so a waiter never sees a stored result whose payment is not yet written
+        down).
         """
         found = self.get(key)
         if found is not None:
@@ -237,72 +275,46 @@ class CallCache:
                 raise TypeError(f"cache fn must return bytes, got {type(data).__name__}; nothing stored")
             data = bytes(data)
             meta_dict = dict(meta or {})
-            path, created = self._store(key, data, meta_dict)
-            result = CacheResult(hit=False, data=data, key=key, path=path, created_at=created, meta=meta_dict)
+            created = self._store(key, data, meta_dict)
+            result = CacheResult(
+                hit=False,
+                data=data,
+                key=key,
+                path=self.blobs.local_path(key),
+                created_at=created,
+                meta=meta_dict,
+                uri=self.blobs.uri(key),
+            )
             if on_stored is not None:
                 on_stored(result)
             return result
 
     # -- internals -----------------------------------------------------------------------------------------
 
-    @contextmanager
-    def key_lock(self, key: str) -> Iterator[None]:
+    def key_lock(self, key: str) -> contextlib.AbstractContextManager[None]:
         """Hold ``key``'s exclusive lock (the one a paying call holds from its check to its ledger row)."""
-        lock_path = self.root / ".locks" / key[:2] / f"{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if self.lock_timeout is None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            else:
-                self._flock_with_timeout(fd, key)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)  # lock files are left in place: unlinking them would race with waiters
+        return self.locks.hold(key, self.lock_timeout)
 
-    def _flock_with_timeout(self, fd: int, key: str) -> None:
-        assert self.lock_timeout is not None
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"call key {key} is still locked by another caller") from None
-                time.sleep(0.05)
-
-    def _store(self, key: str, data: bytes, meta: dict[str, Any]) -> tuple[Path, str]:
-        path = self.path_for(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp_name, path)  # never overwrites an existing result
-            except FileExistsError:
-                pass  # only reachable if someone bypassed the lock; the first stored result wins
-        finally:
-            os.unlink(tmp_name)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    def _store(self, key: str, data: bytes, meta: dict[str, Any]) -> str:
+        self.blobs.write_once(key, data)
         created = _utc_now()
-        self._index(key, path, data, hashlib.sha256(data).hexdigest(), created, meta)
-        return path, created
+        self._index(key, data, hashlib.sha256(data).hexdigest(), created, meta, repair=False)
+        return created
 
-    def _index(self, key: str, path: Path, data: bytes, digest: str, created: str, meta: dict[str, Any]) -> None:
+    def _index(self, key: str, data: bytes, digest: str, created: str, meta: dict[str, Any], *, repair: bool) -> None:
+        # The payer (under the key's lock, having found no stored bytes) describes what it just stored, so its row
+        # replaces any other: a repair row a lock-free reader wrote between the payer's two writes (no meta), or a
+        # stale row whose bytes were deleted (an S3 lifecycle rule, a cleaned directory), which would otherwise
+        # make the new bytes look corrupt. A repair never replaces anything.
+        conflict = (
+            "DO NOTHING"
+            if repair
+            else "DO UPDATE SET path = excluded.path, size = excluded.size, sha256 = excluded.sha256,"
+            " created_at = excluded.created_at, meta = excluded.meta"
+        )
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO cache_entries (call_key, path, size, sha256, created_at, meta) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (call_key) DO NOTHING",
-                (key, str(path.relative_to(self.root)), len(data), digest, created, json.dumps(meta, sort_keys=True)),
+                f" ON CONFLICT (call_key) {conflict}",
+                (key, BlobStore.name(key), len(data), digest, created, json.dumps(meta, sort_keys=True)),
             )

@@ -1,9 +1,12 @@
 """Ledger of every provider call and cache hit, priced from a YAML price table, with pandas totals.
 
-Local storage is SQLite; :data:`SCHEMA_SQL` uses only portable SQL (explicit types, a text UUID primary key
-generated in Python instead of AUTOINCREMENT, ``BOOLEAN``/``DOUBLE PRECISION`` which Postgres takes as-is and
-SQLite maps to integer/real affinity, ISO-8601 UTC timestamps as text) so the same statements create the table
-on Postgres. Parameters are bound with ``?`` here; a Postgres driver would use ``%s``.
+Storage is a :class:`~media_routes.credits.backends.StateDB`: a SQLite file (the default, ``Ledger(path, ...)``)
+or PostgreSQL (``Ledger(PostgresDB(url), ...)``; ``ProviderHub.ledger()`` picks it when
+``$MEDIA_ROUTES_STATE_DB_URL`` is set, see :mod:`media_routes.credits.backends`). :data:`SCHEMA_SQL` uses only
+portable SQL (explicit types, a text UUID primary key generated in Python instead of AUTOINCREMENT,
+``BOOLEAN``/``DOUBLE PRECISION`` which Postgres takes as-is and SQLite maps to integer/real affinity, ISO-8601
+UTC timestamps as text), so the same statements create the tables on both. Parameters are written ``?`` and
+bound as ``%s`` on psycopg2; ``hit`` is bound as a Python bool (a real BOOLEAN on Postgres).
 
 Each row's ``credits``/``usd`` is what the call cost: the priced amount for a miss, zero for a cache hit. A hit
 also records what it would have cost in ``saved_credits``/``saved_usd``, which the reports sum as savings.
@@ -14,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import sqlite3
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -25,8 +27,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from media_routes.credits.backends import Conn, StateDB, as_state_db
 from media_routes.credits.call_cache import CacheResult, CallCache
-from media_routes.credits.sqlite import connect
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")
 
@@ -189,19 +191,15 @@ class LedgerRow:
 
 
 class Ledger:
-    """Append-only SQLite ledger at ``db``; every record is priced with ``prices``."""
+    """Append-only ledger in ``db`` (a SQLite path or a :class:`StateDB`); every record is priced with ``prices``."""
 
-    def __init__(self, db: Path, prices: PriceTable) -> None:
-        self.db = Path(db)
+    def __init__(self, db: Path | StateDB, prices: PriceTable) -> None:
+        self.db = as_state_db(db)
         self.prices = prices
-        self.db.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            for statement in SCHEMA_SQL.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        self.db.create_schema(SCHEMA_SQL)
 
-    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return connect(self.db)
+    def _connect(self) -> contextlib.AbstractContextManager[Conn]:
+        return self.db.connect()
 
     def record(
         self,
@@ -253,7 +251,7 @@ class Ledger:
                     row.usd,
                     row.saved_credits,
                     row.saved_usd,
-                    row.hit,
+                    bool(row.hit),
                     row.call_key,
                 ),
             )
@@ -313,7 +311,7 @@ class Ledger:
         if campaign is not None:
             sql, params = sql + " WHERE campaign = ?", (campaign,)
         with self._connect() as conn:
-            return pd.read_sql_query(sql + " ORDER BY ts, id", conn, params=params)
+            return conn.frame(sql + " ORDER BY ts, id", params)
 
     def frame(self, campaign: str | None = None) -> pd.DataFrame:
         """All ledger rows (optionally of one campaign) with ``hit`` as bool and ``units`` parsed to dicts."""
@@ -323,7 +321,7 @@ class Ledger:
             sql += " WHERE campaign = ?"
             params = (campaign,)
         with self._connect() as conn:
-            df = pd.read_sql_query(sql + " ORDER BY ts, id", conn, params=params)
+            df = conn.frame(sql + " ORDER BY ts, id", params)
         df["hit"] = df["hit"].astype(bool)
         df["units"] = df["units"].map(json.loads)
         return df

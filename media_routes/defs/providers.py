@@ -4,6 +4,17 @@ Keys come only from the environment through ``dg.EnvVar`` (the UI and the run co
 name, never its value); base URLs are configurable per provider so stubs, proxies and regions work. The
 hub also owns the call cache, the credit ledger, route health and the per-provider concurrency slots,
 all under one state directory (``$MEDIA_ROUTES_STATE_DIR``, default ``<DAGSTER_HOME>/credits``).
+
+Shared state for several machines (:mod:`media_routes.credits.backends`), read by :meth:`ProviderHub.cache`
+and :meth:`ProviderHub.ledger` each time they are called:
+
+* ``MEDIA_ROUTES_STATE_DB_URL`` (``postgresql://user:pass@host:5432/db``): the call cache index and the ledger
+  on PostgreSQL instead of ``calls.sqlite`` / ``ledger.sqlite``, and the per-call-key lock a PostgreSQL
+  advisory lock instead of a local ``flock``;
+* ``MEDIA_ROUTES_STATE_S3_BUCKET`` (+ ``MEDIA_ROUTES_STATE_S3_PREFIX``, default ``call-cache``;
+  ``MEDIA_ROUTES_S3_ENDPOINT_URL``; ``AWS_REGION``): the cached provider results in S3 instead of ``cache/``.
+
+Route health and the provider slots stay local to the state directory.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from media_routes.credits.backends import blob_store_from_env, state_db_from_env
 from media_routes.credits.call_cache import CallCache
 from media_routes.credits.ledger import DEFAULT_PRICES, Ledger, PriceTable
 from media_routes.providers import fal, gemini, kling
@@ -104,10 +116,13 @@ class ProviderHub(dg.ConfigurableResource):
         return PriceTable.from_yaml(Path(self.prices_path))
 
     def cache(self) -> CallCache:
-        return CallCache(self._state() / "cache", self._state() / "calls.sqlite")
+        """The call cache: index, lock and results from the environment (local files under ``state_dir`` by default)."""
+        local = self._state() / "cache"
+        return CallCache(local, state_db_from_env(self._state() / "calls.sqlite"), blobs=blob_store_from_env(local))
 
     def ledger(self) -> Ledger:
-        return Ledger(self._state() / "ledger.sqlite", self.prices())
+        """The ledger: on PostgreSQL when ``$MEDIA_ROUTES_STATE_DB_URL`` is set, else ``state_dir/ledger.sqlite``."""
+        return Ledger(state_db_from_env(self._state() / "ledger.sqlite"), self.prices())
 
     def health(self) -> HealthBook:
         return HealthBook(self._state() / "health.sqlite", threshold=self.health_threshold)

@@ -64,6 +64,7 @@ GEMINI_KEY = "rehearsal-gemini-KEY-0123456789abcdef"  # a stand-in key, only eve
 BUCKET = "media-routes-rehearsal"
 LOG_BUCKET = "media-routes-rehearsal-logs"
 PG_USER, PG_DB = "dagster", "dagster"
+STATE_DB = "media_routes_state"  # call cache index and credit ledger, beside the Dagster instance
 CAMPAIGN_STAGES = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
 FAST = {
     "upscale": {"target": "2K", "detail": 0.6},
@@ -221,7 +222,7 @@ class Postgres:
             host="127.0.0.1", port=self.port, user=PG_USER, password=self.password, dbname=PG_DB, connect_timeout=10
         )
 
-    def create_db(self) -> None:
+    def create_db(self, name: str = PG_DB) -> None:
         import psycopg2
 
         conn = psycopg2.connect(
@@ -229,8 +230,11 @@ class Postgres:
         )
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {PG_DB}")
+            cur.execute(f"CREATE DATABASE {name}")
         conn.close()
+
+    def url(self, db: str) -> str:
+        return f"postgresql+psycopg2://{PG_USER}:{self.password}@127.0.0.1:{self.port}/{db}"
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         conn = self.connect()
@@ -265,6 +269,7 @@ def postgres(logs: Path) -> Iterator[Postgres]:
         pg.init()
         pg.start()
         pg.create_db()
+        pg.create_db(STATE_DB)
         yield pg
     finally:
         pg.stop()
@@ -377,7 +382,9 @@ def topology(root: Path) -> Iterator[Topology]:
             "MEDIA_ROUTES_S3_PREFIX": "media",
             "MEDIA_ROUTES_S3_ENDPOINT_URL": s3_endpoint,
             "MEDIA_ROUTES_CAMPAIGNS_DIR": str(campaigns),
-            "MEDIA_ROUTES_STATE_DIR": str(root / "state"),
+            "MEDIA_ROUTES_STATE_DIR": str(root / "state"),  # route health and client slots only
+            "MEDIA_ROUTES_STATE_DB_URL": pg.url(STATE_DB),  # cache index + ledger on Postgres, advisory key locks
+            "MEDIA_ROUTES_STATE_S3_BUCKET": BUCKET,  # cached provider results on S3
             "MEDIA_ROUTES_MEDIA_ROOT": str(root / "media-cache"),
             "MEDIA_ROUTES_AUTOMATION": "stopped",  # runs come from the backfills only
             "AWS_REGION": "us-east-1",
@@ -559,9 +566,11 @@ def check_bucket(topo: Topology, instance: Any, campaigns: list[str]) -> int:
 
 
 def ledger_rows(topo: Topology) -> list[dict[str, Any]]:
+    """The hosted calls and hits in the ledger the run workers share (on Postgres here)."""
+    from media_routes.credits.backends import PostgresDB
     from media_routes.credits.ledger import Ledger, PriceTable
 
-    frame = Ledger(Path(topo.env["MEDIA_ROUTES_STATE_DIR"]) / "ledger.sqlite", PriceTable.from_yaml()).frame()
+    frame = Ledger(PostgresDB(topo.env["MEDIA_ROUTES_STATE_DB_URL"]), PriceTable.from_yaml()).frame()
     return [row for row in frame.to_dict("records") if row["provider"] != "local"]
 
 
@@ -691,6 +700,12 @@ def rehearse(root: Path, campaigns: int = 3) -> dict[str, Any]:
         report["ledger_paid_calls"] = len(paid)
         if calls_first == 0 or len(paid) != calls_first:
             raise RehearsalFailed(f"the ledger's paid calls ({len(paid)}) differ from the provider's ({calls_first})")
+        # the credits state is the shared one: ledger and cache index in Postgres, results in the bucket
+        local = [p.name for p in Path(topo.env["MEDIA_ROUTES_STATE_DIR"]).rglob("*") if p.name.endswith(".sqlite")]
+        cached = s3_client(topo.s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix="call-cache/").get("KeyCount", 0)
+        report["cached_results_in_bucket"] = cached
+        if {"ledger.sqlite", "calls.sqlite"} & set(local) or cached < calls_first:
+            raise RehearsalFailed(f"credits state not shared: local {local}, {cached} cached results in the bucket")
 
         # fault: Postgres restarts between runs; a second backfill re-makes everything from the call cache
         topo.pg.restart()

@@ -45,5 +45,6 @@ def test_rehearsal_of_the_production_topology(tmp_path: Path) -> None:
     assert report["postgres_runs_after_restart"] == {"SUCCESS": 6}  # the first backfill's runs survived
     assert report["killed_processes"] >= 1 and report["retry_run"] != report["killed_run"]
     assert report["paid_calls_before_kill"] >= 1 and report["keys_paid_twice"] == 0  # never paid twice
-    assert report["provider_calls"] == report["ledger_paid_calls"] > 0
+    assert report["provider_calls"] == report["ledger_paid_calls"] > 0  # the ledger on Postgres
+    assert report["cached_results_in_bucket"] >= report["provider_calls"]  # the call cache's results on S3
     assert report["calls_after_postgres_restart"] == 0

@@ -10,21 +10,17 @@ The helpers run in spawned processes import this module again, so nothing here s
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing as mp
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -44,6 +40,7 @@ from media_routes.credits.backends import (
     SQLiteDB,
     StateDB,
 )
+from media_routes_tests.services import rehearse_module, require_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "gemini-2.5-flash-image"  # 3.9 credits per image in prices.yaml
@@ -53,17 +50,6 @@ AWS = {
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-@cache
-def _rehearse() -> ModuleType:
-    name = "media_routes_rehearse"
-    spec = importlib.util.spec_from_file_location(name, REPO / "deploy" / "rehearse.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up while the file is executed
-    spec.loader.exec_module(module)
-    return module
 
 
 def _key(seed: int = 7) -> str:
@@ -87,13 +73,7 @@ class Counter:
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Any]:
-    rehearse = _rehearse()
-    try:
-        rehearse.postgres_bin()
-    except rehearse.RehearsalFailed:
-        if os.environ.get("MEDIA_ROUTES_REQUIRE_POSTGRES") == "1":
-            raise
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    rehearse = require_postgres()
     logs = Path(tempfile.mkdtemp(prefix="media-routes-credits-pg-"))  # not under pytest's root-only temp dir
     try:
         with rehearse.postgres(logs) as server:
@@ -104,7 +84,7 @@ def pg() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def s3_url(pg: Any) -> Iterator[str]:  # after pg: skipped with it
-    rehearse = _rehearse()
+    rehearse = rehearse_module()
     port = rehearse.free_port()
     with pytest.MonkeyPatch.context() as mp_env:
         for name, value in AWS.items():
@@ -145,7 +125,7 @@ def pg_url(pg: Any) -> Iterator[str]:
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name}")
     try:
-        yield f"postgresql://{_rehearse().PG_USER}:{pg.password}@127.0.0.1:{pg.port}/{name}"
+        yield f"postgresql://{rehearse_module().PG_USER}:{pg.password}@127.0.0.1:{pg.port}/{name}"
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

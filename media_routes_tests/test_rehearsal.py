@@ -8,33 +8,13 @@ backfills; a run worker killed mid-stage. Skipped where PostgreSQL's server bina
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _rehearse_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("media_routes_rehearse", REPO / "deploy" / "rehearse.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
+from media_routes_tests.services import require_postgres
 
 
 def test_rehearsal_of_the_production_topology(tmp_path: Path) -> None:
-    rehearse = _rehearse_module()
-    try:
-        rehearse.postgres_bin()
-    except rehearse.RehearsalFailed:
-        if os.environ.get("MEDIA_ROUTES_REQUIRE_POSTGRES") == "1":
-            raise
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    rehearse = require_postgres()
     report = rehearse.rehearse(tmp_path / "rehearsal", campaigns=3)
     print(report)
     assert report["runs"] == 3  # one run per campaign partition

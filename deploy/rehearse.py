@@ -26,8 +26,11 @@ content hash its metadata names; the ledger has exactly the provider calls the p
 Postgres is restarted between two backfills (the second re-makes everything from the call cache: zero new
 provider calls, the first backfill's history intact); a run worker is killed right after its paid provider
 call, in the middle of a stage (the code server marks the run failed, the daemon retries it, the retry takes
-the paid result from the call cache: no second payment, every output whole). Finally everything is stopped
-and the script checks that no process it started is left and no port is still open.
+the paid result from the call cache: no second payment, every output whole); the S3 endpoint refuses
+connections for 8 s while a run writes its media (a loopback forwarder in front of the server is stopped, so
+the data survive; boto3's retries and the stage retry policy ride it out, outputs whole, nothing paid
+twice). Finally everything is stopped and the script checks that no process it started is left and no port
+is still open.
 
 Exit status 0 when every check passed; the figures are printed (``--json`` for machine-readable output).
 """
@@ -45,6 +48,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -206,7 +210,8 @@ class Postgres:
             "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {sock}", "start",
         )  # fmt: skip
         if res.returncode != 0:
-            raise RehearsalFailed(f"postgres did not start: {res.stdout}\n{res.stderr}\n{self.log.read_text()[-2000:]}")
+            log = self.log.read_text()[-2000:] if self.log.exists() else "(no server log)"
+            raise RehearsalFailed(f"postgres did not start: {res.stdout}\n{res.stderr}\n{log}")
 
     def stop(self) -> None:
         self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
@@ -261,10 +266,9 @@ def postgres(logs: Path) -> Iterator[Postgres]:
         data=top / "data",
         port=free_port(),
         password=hashlib.sha256(os.urandom(16)).hexdigest()[:24],
-        log=logs / "postgres.log",
+        log=top / "postgres.log",  # the server (as postgres) may not reach ``logs`` (a root-only temp dir)
         user=user,
     )
-    logs.chmod(0o777)  # the server (as postgres) writes its log there
     try:
         pg.init()
         pg.start()
@@ -273,6 +277,8 @@ def postgres(logs: Path) -> Iterator[Postgres]:
         yield pg
     finally:
         pg.stop()
+        if pg.log.exists():
+            shutil.copy(pg.log, logs / "postgres.log")
         shutil.rmtree(top, ignore_errors=True)
 
 
@@ -289,6 +295,76 @@ def s3_client(endpoint: str) -> Any:
         aws_access_key_id="rehearsal",
         aws_secret_access_key="rehearsal",
     )
+
+
+class TcpForwarder:
+    """A loopback TCP forwarder in front of the S3 server: ``stop()`` makes the endpoint refuse connections
+    (and cuts the open ones) while the server and its data stay; ``start()`` brings it back on the same port."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.target = target_port
+        self._srv: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", self.port))
+        srv.listen(64)
+        self._srv = srv
+        threading.Thread(target=self._accept, args=(srv,), name="s3-forwarder", daemon=True).start()
+
+    def stop(self) -> None:
+        srv, self._srv = self._srv, None
+        if srv is not None:
+            try:
+                srv.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            srv.close()
+        with self._lock:
+            for conn in list(self._open):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            self._open.clear()
+
+    def _accept(self, srv: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            with self._lock:
+                self._open.discard(src)
+                self._open.discard(dst)
 
 
 # -- the topology ---------------------------------------------------------------------------------------------
@@ -316,6 +392,7 @@ class Topology:
     services: dict[str, Service]
     google: Any  # the Gemini contract stub
     ports: list[int]
+    s3_front: TcpForwarder | None = None
 
     server_errors: int = 0  # 5xx answers seen (each retried)
 
@@ -350,7 +427,8 @@ class Topology:
 
     def logs(self) -> str:
         parts = [s.tail() for s in self.services.values()]
-        parts.append("--- postgres\n" + "\n".join(self.pg.log.read_text(errors="replace").splitlines()[-20:]))
+        if self.pg.log.exists():
+            parts.append("--- postgres\n" + "\n".join(self.pg.log.read_text(errors="replace").splitlines()[-20:]))
         return "\n".join(parts)
 
 
@@ -366,7 +444,8 @@ def topology(root: Path) -> Iterator[Topology]:
         pg = stack.enter_context(postgres(logs))
         google = stack.enter_context(GoogleStub(api_key=GEMINI_KEY))
         s3_port, code_port, web_port = free_port(), free_port(), free_port()
-        s3_endpoint = f"http://127.0.0.1:{s3_port}"
+        s3_front = TcpForwarder(s3_port)  # what every client uses: the outage fault stops it, not the server
+        s3_endpoint = f"http://127.0.0.1:{s3_front.port}"
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MEDIA_ROUTES_"))},
             "DAGSTER_HOME": str(home),
@@ -443,6 +522,8 @@ def topology(root: Path) -> Iterator[Topology]:
             stack.callback(svc.stop)
         services["s3"].start()
         wait_until(lambda: port_open(s3_port), 60, "the S3 server")
+        s3_front.start()
+        stack.callback(s3_front.stop)
         s3 = s3_client(s3_endpoint)
         for bucket in (BUCKET, LOG_BUCKET):
             s3.create_bucket(Bucket=bucket)
@@ -470,7 +551,8 @@ def topology(root: Path) -> Iterator[Topology]:
             url=url,
             services=services,
             google=google,
-            ports=[pg.port, s3_port, code_port, web_port],
+            ports=[pg.port, s3_port, s3_front.port, code_port, web_port],
+            s3_front=s3_front,
         )
         try:
             yield topo
@@ -519,7 +601,13 @@ def backfill(topo: Topology, partitions: list[str], stages: list[str], title: st
     if answer["__typename"] != "LaunchBackfillSuccess":
         raise RehearsalFailed(f"backfill not launched: {answer}")
     backfill_id = str(answer["backfillId"])
+    if timeout == 0:
+        return backfill_id  # launched only; wait_backfill() waits
+    wait_backfill(topo, backfill_id, title, timeout)
+    return backfill_id
 
+
+def wait_backfill(topo: Topology, backfill_id: str, title: str, timeout: float = 900) -> None:
     def done() -> bool:
         status = topo.graphql(STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]
         if status in ("FAILED", "CANCELED", "COMPLETED_FAILED"):
@@ -527,7 +615,6 @@ def backfill(topo: Topology, partitions: list[str], stages: list[str], title: st
         return bool(status == "COMPLETED_SUCCESS")
 
     wait_until(done, timeout, f"backfill {title!r}", every=3)
-    return backfill_id
 
 
 def overlapping_runs(records: list[Any]) -> int:
@@ -661,6 +748,44 @@ def kill_a_run_worker_mid_stage(topo: Topology, campaign: str, report: dict[str,
         check_bucket(topo, instance, [campaign])  # every output whole and hash-checked
 
 
+OUTAGE_S = 8.0
+
+
+def s3_outage_mid_run(topo: Topology, campaign: str, report: dict[str, Any]) -> None:
+    """The S3 endpoint refuses connections for ``OUTAGE_S`` seconds while a run writes its media.
+
+    Started right after the run's paid provider call (its result already stored), so what the outage hits is
+    the stages' writes and reads; boto3's retries and the stage retry policy have to ride it out. After it:
+    the backfill succeeded, every output is whole in the bucket, no call was paid twice.
+    """
+    import dagster as dg
+
+    assert topo.s3_front is not None
+    write_campaigns(Path(topo.env["MEDIA_ROUTES_CAMPAIGNS_DIR"]), [campaign], seed=777)
+    with topo.instance() as instance:
+        wait_until(lambda: campaign in instance.get_dynamic_partitions("campaign"), 180, f"partition {campaign}")
+    calls_before = topo.google.calls("generateContent")
+    backfill_id = backfill(topo, [campaign], CAMPAIGN_STAGES, "rehearsal: S3 outage", timeout=0)
+    wait_until(lambda: _paid_rows(topo, campaign) > 0, 300, f"the paid call of {campaign}", every=0.2)
+    topo.s3_front.stop()
+    refused = not port_open(topo.s3_front.port)
+    time.sleep(OUTAGE_S)
+    topo.s3_front.start()
+    report["s3_outage_s"] = OUTAGE_S
+    if not refused:
+        raise RehearsalFailed("the S3 endpoint still answered during the outage")
+    wait_backfill(topo, backfill_id, "rehearsal: S3 outage")
+    with topo.instance() as instance:
+        (run,) = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        events = [e.dagster_event.event_type_value for e in instance.all_logs(run.run_id) if e.dagster_event]
+        report["step_retries_during_s3_outage"] = events.count("STEP_UP_FOR_RETRY")
+        check_bucket(topo, instance, [campaign])  # whole and hash-checked after the outage
+    paid = [r for r in ledger_rows(topo) if r["campaign"] == campaign and not r["hit"]]
+    report["keys_paid_twice_s3_outage"] = len(paid) - len({r["call_key"] for r in paid})
+    if report["keys_paid_twice_s3_outage"] or topo.google.calls("generateContent") - calls_before != len(paid):
+        raise RehearsalFailed(f"a call was paid twice across the S3 outage: {paid}")
+
+
 def rehearse(root: Path, campaigns: int = 3) -> dict[str, Any]:
     """The whole rehearsal; returns its figures, raises :class:`RehearsalFailed` on the first broken check."""
     import dagster as dg
@@ -725,6 +850,9 @@ def rehearse(root: Path, campaigns: int = 3) -> dict[str, Any]:
 
         # fault: a run worker is killed in the middle of a stage, after its paid provider call
         kill_a_run_worker_mid_stage(topo, f"rehearsal-{campaigns}", report)
+
+        # fault: the object store goes away for a moment while a run writes
+        s3_outage_mid_run(topo, f"rehearsal-{campaigns + 1}", report)
         report["ports"] = topo.ports
         pids = {pid for svc in topo.services.values() for pid in svc.pids}
     # torn down: nothing left listening, no process of ours alive

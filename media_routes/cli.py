@@ -580,6 +580,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    import dagster as dg
+
+    # Dagster's beta notices (the code-location automation sensor, observable spec slices) are for the UI and
+    # the code server's log, not for every command a user types.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

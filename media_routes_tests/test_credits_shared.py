@@ -466,3 +466,49 @@ def test_provider_hub_picks_the_backends_from_the_environment(
     monkeypatch.setenv(ENV_STATE_DB_URL, "mysql://u:p@127.0.0.1/db")
     with pytest.raises(ValueError, match=f"{ENV_STATE_DB_URL}: unsupported database URL scheme 'mysql'"):
         hub.ledger()
+
+
+class _FlakyS3:
+    """A stand-in boto3 client whose first ``failures`` puts meet an unreachable endpoint."""
+
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
+        self.failures = failures
+        self.error = error
+        self.puts = 0
+        self.objects: dict[str, bytes] = {}
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        from botocore.exceptions import ClientError
+
+        if Key not in self.objects:
+            raise ClientError({"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadObject")
+        return {}
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:  # noqa: N803
+        from botocore.exceptions import EndpointConnectionError
+
+        self.puts += 1
+        if self.puts <= self.failures:
+            raise self.error or EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+        self.objects[Key] = Body
+
+
+def test_a_paid_result_outlives_a_blip_of_the_object_store() -> None:
+    from media_routes.credits.backends import S3BlobStore
+
+    flaky = _FlakyS3(failures=2)
+    store = S3BlobStore("bucket", client=flaky, write_budget_s=10)
+    store.write_once(_key(), b"paid result")
+    assert flaky.puts == 3 and list(flaky.objects.values()) == [b"paid result"]
+
+
+def test_a_refusal_of_the_object_store_is_not_retried() -> None:
+    from botocore.exceptions import ClientError
+
+    from media_routes.credits.backends import S3BlobStore
+
+    denied = ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject")
+    flaky = _FlakyS3(failures=5, error=denied)
+    with pytest.raises(ClientError):
+        S3BlobStore("bucket", client=flaky, write_budget_s=10).write_once(_key(), b"x")
+    assert flaky.puts == 1

@@ -2,8 +2,9 @@
 
 PostgreSQL (Debian's package), moto's S3 server, a code server, dagster-webserver and dagster-daemon as
 separate processes on 127.0.0.1; a GraphQL backfill over three campaigns; a Postgres restart between two
-backfills; a run worker killed mid-stage. Skipped where PostgreSQL's server binaries are missing, except in CI
-(``MEDIA_ROUTES_REQUIRE_POSTGRES=1``, set by .ci/run, which installs the package).
+backfills; a run worker killed mid-stage; the S3 endpoint gone for 8 s. Skipped where PostgreSQL's server
+binaries are missing, except in CI (``MEDIA_ROUTES_REQUIRE_POSTGRES=1``, set by .ci/run, which installs the
+package).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def test_rehearsal_of_the_production_topology(tmp_path: Path) -> None:
     assert report["postgres_runs_after_restart"] == {"SUCCESS": 6}  # the first backfill's runs survived
     assert report["killed_processes"] >= 1 and report["retry_run"] != report["killed_run"]
     assert report["paid_calls_before_kill"] >= 1 and report["keys_paid_twice"] == 0  # never paid twice
+    assert report["s3_outage_s"] > 0 and report["keys_paid_twice_s3_outage"] == 0  # the object store came back
     assert report["provider_calls"] == report["ledger_paid_calls"] > 0  # the ledger on Postgres
     assert report["cached_results_in_bucket"] >= report["provider_calls"]  # the call cache's results on S3
     assert report["calls_after_postgres_restart"] == 0

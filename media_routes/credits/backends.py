@@ -379,6 +379,9 @@ class S3BlobStore(BlobStore):
     """Objects ``s3://bucket/<prefix>/<key[:2]>/<key>`` (boto3); written once: ``head_object`` before ``put_object``.
 
     The check-then-put is race-free because the writer holds the key's lock (the cache only writes under it).
+    A write that meets an unreachable endpoint or a 5xx is retried with backoff for up to ``write_budget_s``
+    beyond boto3's own retries: the bytes are usually a result just paid for, and losing them to a blip of the
+    object store would mean paying again. Refusals (403, a missing bucket) raise at once.
     """
 
     def __init__(
@@ -389,9 +392,11 @@ class S3BlobStore(BlobStore):
         endpoint_url: str | None = None,
         region: str | None = None,
         client: Any = None,
+        write_budget_s: float = 120.0,
     ) -> None:
         if not bucket:
             raise ValueError("S3BlobStore needs a bucket")
+        self.write_budget_s = write_budget_s
         parts = [p for p in prefix.split("/") if p]
         if any(p in (".", "..") for p in parts):
             raise ValueError(f"invalid call cache prefix {prefix!r}")
@@ -444,8 +449,27 @@ class S3BlobStore(BlobStore):
         return self._head(key) is not None
 
     def write_once(self, key: str, data: bytes) -> None:
-        if self._head(key) is None:  # an existing object is never overwritten
-            self.client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        deadline = time.monotonic() + self.write_budget_s
+        delay = 0.5
+        while True:
+            try:
+                if self._head(key) is None:  # an existing object is never overwritten
+                    self.client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
+                return
+            except (BotoCoreError, ClientError) as exc:
+                status = (
+                    exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                    if isinstance(exc, ClientError)
+                    else 0
+                )
+                transient = isinstance(exc, BotoCoreError) or status >= 500
+                if not transient or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("call cache: storing %s failed (%s); retrying in %.1f s", self.uri(key), exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def created(self, key: str) -> str:
         head = self._head(key)

@@ -101,8 +101,17 @@ def _store_kind() -> str:
     return kind
 
 
+# boto3's standard retry mode with 10 attempts backs off for up to about a minute (capped exponential, full
+# jitter): a stage rides out a blip of the object store (the rehearsal's 8 s outage) instead of failing.
+S3_MAX_ATTEMPTS = 10
+
+
 def _s3_resource() -> S3Resource:
-    return S3Resource(region_name=os.environ.get(ENV_REGION) or None, endpoint_url=os.environ.get(ENV_ENDPOINT) or None)
+    return S3Resource(
+        region_name=os.environ.get(ENV_REGION) or None,
+        endpoint_url=os.environ.get(ENV_ENDPOINT) or None,
+        max_attempts=S3_MAX_ATTEMPTS,
+    )
 
 
 def media_store_from_env(media_root: str) -> MediaStore:

@@ -51,7 +51,6 @@ class ProviderPools:
         self.limits = limits
         self.poll_s = poll_s
         self.log = log
-        self.waited_s = 0.0
 
     @property
     def supported(self) -> bool:
@@ -85,7 +84,6 @@ class ProviderPools:
                     self.log.info(f"waiting for a slot of Dagster pool {pool!r}")  # type: ignore[attr-defined]
                     told = True
                 time.sleep(self.poll_s)
-            self.waited_s = time.monotonic() - start
             yield
         finally:
             storage.free_concurrency_slot_for_step(self.run_id, step_key)

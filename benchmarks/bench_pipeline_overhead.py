@@ -111,7 +111,7 @@ def through_dagster(campaigns: list[Campaign], campaigns_dir: Path) -> tuple[flo
 
     from media_routes.definitions import build_resources
     from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
-    from media_routes.spec import STAGES
+    from media_routes.stages import STAGES
 
     with tempfile.TemporaryDirectory() as media, dg.instance_for_test() as instance:
         resources = build_resources(campaigns_dir=str(campaigns_dir), media_root=media)

@@ -44,7 +44,7 @@ def main() -> int:
     from media_routes.definitions import build_resources
     from media_routes.defs.providers import FalResource, GeminiResource, KlingResource, ProviderHub
     from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
-    from media_routes.spec import STAGES
+    from media_routes.stages import STAGES
     from media_routes_tests.conftest import write_campaign
     from media_routes_tests.stubs.fal_stub import FalStub
     from media_routes_tests.stubs.google_stub import GoogleStub

@@ -15,9 +15,9 @@ from typing import Any
 
 import dagster as dg
 
-from media_routes.defs.partitions import campaign_format_key
+from media_routes.stages import STILL_STAGE, campaign_format_key
 
-STILL_ASSET = dg.AssetKey("aspect_outpaint")
+STILL_ASSET = dg.AssetKey(STILL_STAGE)
 
 
 def record(

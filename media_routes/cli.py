@@ -23,13 +23,13 @@ from rich.table import Table
 from media_routes import settings
 from media_routes.spec import (
     SPEC_FILENAME,
-    STAGES,
     Campaign,
     SpecError,
     discover_spec_paths,
     load_all,
     load_campaign,
 )
+from media_routes.stages import STAGES
 
 console = Console(stderr=True, soft_wrap=True)
 # tables are wide: when output is piped, do not squeeze them into 80 columns
@@ -316,7 +316,7 @@ def cmd_routes(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Price the campaign's fan-out on its planned routes before running; what is cached costs nothing."""
-    from media_routes.credits.estimate import estimate
+    from media_routes.estimate import estimate
     from media_routes.routing.profiles import ProfileError
 
     campaigns_dir, campaign = _load_one(args, "estimate")

@@ -9,14 +9,12 @@ import dagster as dg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from media_routes.defs.partitions import campaign_format_key
 from media_routes.defs.resources import MediaStore
 from media_routes.engine.base_composition import FONTS_DIR
 from media_routes.lib.imaging import decode_png, encode_png
 from media_routes.lineage import latest_record, trace_row
 from media_routes.spec import Campaign
-
-STILL_STAGES = ("base_composition", "lighting_iteration", "inpaint_fix", "k_upscale")
+from media_routes.stages import CAMPAIGN_STAGES, campaign_format_key
 
 
 @dataclass
@@ -65,7 +63,7 @@ def export_deliverables(instance: dg.DagsterInstance, store: MediaStore, campaig
     result = Exported()
     base = out_dir / campaign.id
     stage_row: list[tuple[str, np.ndarray]] = []
-    for stage in STILL_STAGES:
+    for stage in CAMPAIGN_STAGES:
         rec = latest_record(instance, stage, campaign.id)
         if rec is not None:
             row = trace_row(stage, campaign.id, rec)

@@ -6,6 +6,7 @@ Each format has an aspect ratio, a still delivery size per K-level and a video s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,3 +52,12 @@ def get_format(key: str) -> DeliveryFormat:
         return FORMATS[key]
     except KeyError:
         raise KeyError(f"unknown format {key!r}; known formats: {', '.join(FORMAT_KEYS)}") from None
+
+
+def canvas_size(w: int, h: int, aspect: float) -> tuple[int, int]:
+    """Smallest grown canvas (width, height) containing ``w x h`` with width/height ~= ``aspect``."""
+    if not aspect > 0 or not math.isfinite(aspect):
+        raise ValueError(f"aspect must be a positive finite number, got {aspect}")
+    if w / h < aspect:
+        return max(w, round(h * aspect)), h
+    return w, max(h, round(w / aspect))

@@ -7,10 +7,9 @@ from typing import Any
 
 import dagster as dg
 
-from media_routes.defs.jobs import CAMPAIGN_STAGES
-from media_routes.defs.partitions import campaign_format_key
+from media_routes import approvals
 from media_routes.formats import FORMAT_KEYS
-from media_routes.spec import STAGES
+from media_routes.stages import CAMPAIGN_STAGES, STAGES, STILL_STAGE, campaign_format_key, split_campaign_format
 
 
 def _value(meta: dict[str, Any], key: str) -> Any:
@@ -75,10 +74,7 @@ def trace(instance: dg.DagsterInstance, campaign_id: str, formats: list[str] | N
             record = latest_record(instance, stage, partition)
             if record is not None:
                 row = trace_row(stage, partition, record)
-                if stage == "aspect_outpaint":
-                    from media_routes import approvals
-                    from media_routes.defs.partitions import split_campaign_format
-
+                if stage == STILL_STAGE:
                     campaign, fmt = split_campaign_format(partition)
                     row["approval"] = approvals.latest(instance, campaign, fmt)
                 rows.append(row)

@@ -13,10 +13,9 @@ from typing import Any
 import dagster as dg
 
 from media_routes.defs.campaign_specs import SPEC_SLICE_ASSETS
-from media_routes.defs.jobs import CAMPAIGN_STAGES, FORMAT_STAGES
-from media_routes.defs.partitions import campaign_format_key, campaign_partitions
+from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.stages import STAGE_ASSETS
-from media_routes.spec import STAGES
+from media_routes.stages import CAMPAIGN_STAGES, FIRST_STAGE, FORMAT_STAGES, STAGES, campaign_format_key, downstream_of
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,6 @@ def register_campaigns(instance: dg.DagsterInstance, campaign_ids: Sequence[str]
     if new:
         instance.add_dynamic_partitions(campaign_partitions.name, new)
     return new
-
-
-def downstream_of(stage: str) -> list[str]:
-    """The stage and everything after it, in pipeline order."""
-    return list(STAGES[STAGES.index(stage) :])
 
 
 def _run_config(seeds: dict[str, int] | None, log_level: str) -> dict[str, Any]:
@@ -82,7 +76,7 @@ class PlannedRun:
     partition: str
 
 
-def plan_runs(campaign_id: str, formats: Sequence[str], from_stage: str = "base_composition") -> list[PlannedRun]:
+def plan_runs(campaign_id: str, formats: Sequence[str], from_stage: str = FIRST_STAGE) -> list[PlannedRun]:
     """Runs needed to (re-)materialize ``from_stage`` and everything downstream for a campaign."""
     todo = downstream_of(from_stage)
     plan: list[PlannedRun] = []

@@ -22,20 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from media_routes.formats import FORMAT_KEYS, KLevel
 from media_routes.lib.imaging import ImageLoadError, load_user_image
+from media_routes.model_cards import CARDS
+from media_routes.stages import STAGES
 
 SPEC_FILENAME = "campaign.yaml"
 BASE_LONG_SIDE = 1024  # the "1K" blueprint
 HEX_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 BUILTIN_FONTS = {"DejaVuSans-Bold", "DejaVuSans", "DejaVuSerif"}
-STAGES = (
-    "base_composition",
-    "lighting_iteration",
-    "inpaint_fix",
-    "k_upscale",
-    "aspect_outpaint",
-    "motion",
-)
 
 
 class _Model(BaseModel):
@@ -296,8 +290,6 @@ class Budget(_Model):
 def _route_id(v: str | None) -> str | None:
     if v is None:
         return None
-    from media_routes.routing.catalog import CARDS  # late: the catalog imports STAGES from here
-
     if v not in CARDS:
         raise ValueError(f"unknown route {v!r} (known routes: {', '.join(CARDS)})")
     return v

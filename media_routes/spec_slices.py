@@ -13,18 +13,11 @@ import hashlib
 import json
 from typing import Any
 
-from media_routes.spec import STAGES, Campaign, ImageLayer
+from media_routes.spec import Campaign, ImageLayer
+from media_routes.stages import DECLARED, STAGES
 
-# Top-level spec fields read by each stage (besides its own route entry). Palette and quality feed
-# the brand-colour map made by the first stage and every check after it, so they sit with stage 1.
-SLICE_FIELDS: dict[str, tuple[str, ...]] = {
-    "base_composition": ("scene", "palette", "seed", "quality"),
-    "lighting_iteration": ("lighting",),
-    "inpaint_fix": ("fixes",),
-    "k_upscale": ("upscale",),
-    "aspect_outpaint": ("outpaint",),
-    "motion": ("motion",),
-}
+# Top-level spec fields read by each stage (besides its own route entry), as declared in media_routes/stages.py.
+SLICE_FIELDS: dict[str, tuple[str, ...]] = {s.name: s.spec_fields for s in DECLARED}
 
 
 def _files(campaign: Campaign, stage: str) -> list[str]:

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from media_routes.engine.aspect_outpaint import canvas_size, estimate_noise_sigma, outpaint
+from media_routes.engine.aspect_outpaint import estimate_noise_sigma, outpaint
+from media_routes.formats import canvas_size
 
 ASPECTS = [1.0, 4 / 5, 9 / 16, 16 / 9]
 METRIC_KEYS = {"expanded_px", "seam_delta_e", "grain_sigma", "fill_fraction"}

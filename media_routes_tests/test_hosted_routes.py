@@ -17,7 +17,7 @@ from media_routes.definitions import build_resources
 from media_routes.defs.providers import FalResource, GeminiResource, KlingResource, ProviderHub
 from media_routes.lineage import trace
 from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
-from media_routes.spec import STAGES
+from media_routes.stages import STAGES
 from media_routes_tests.conftest import write_campaign
 from media_routes_tests.stubs.fal_stub import FalStub
 from media_routes_tests.stubs.google_stub import GoogleStub
@@ -395,8 +395,8 @@ def test_two_runs_making_the_identical_call_at_once_pay_once(hosted, stubs) -> N
 
 
 def test_estimate_matches_the_ledger_and_knows_what_is_cached(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
-    from media_routes.credits.estimate import estimate
     from media_routes.credits.report import cost_report
+    from media_routes.estimate import estimate
     from media_routes.spec import load_campaign
 
     spec = write_campaign(

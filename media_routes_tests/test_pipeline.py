@@ -11,7 +11,7 @@ import pytest
 from media_routes.lib.imaging import decode_png
 from media_routes.lineage import materialization_count, trace
 from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
-from media_routes.spec import STAGES
+from media_routes.stages import STAGES
 
 
 def _local(store, uri: str) -> Path:  # type: ignore[no-untyped-def]

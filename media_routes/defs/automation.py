@@ -25,13 +25,13 @@ from pathlib import Path
 import dagster as dg
 
 from media_routes import approvals
-from media_routes.defs.partitions import split_campaign_format
 from media_routes.lineage import latest_record
 from media_routes.spec import load_all
+from media_routes.stages import DECLARED, STILL_STAGE, split_campaign_format
 
 
 def _still_may_move(instance: dg.DagsterInstance, campaign: str, fmt: str, key: str) -> bool:
-    still = latest_record(instance, "aspect_outpaint", key)
+    still = latest_record(instance, STILL_STAGE, key)
     if still is None or still.asset_materialization is None:
         return False
     still_hash = str(still.asset_materialization.metadata["output_hash"].value)
@@ -80,16 +80,14 @@ def stage_conditions(campaigns_dir: str) -> dict[str, dg.AutomationCondition | N
     """The automation condition of each stage. A stage's inputs are the stage before it and its own
     slice of the spec (``campaign_spec/<stage>``, observed by the campaign folder sensor)."""
     eager = dg.AutomationCondition.eager()
-    return {
-        "base_composition": eager,
-        "lighting_iteration": eager,
-        "inpaint_fix": eager,
-        "k_upscale": eager,
-        "aspect_outpaint": (eager & WantedByCampaign(campaigns_dir)).with_label("eager, formats of the spec"),
-        "motion": (eager & WantedByCampaign(campaigns_dir, motion=True)).with_label(
+    by_kind: dict[str, dg.AutomationCondition] = {
+        "eager": eager,
+        "eager_in_spec_formats": (eager & WantedByCampaign(campaigns_dir)).with_label("eager, formats of the spec"),
+        "eager_in_spec_formats_approved": (eager & WantedByCampaign(campaigns_dir, motion=True)).with_label(
             "eager, formats of the spec, approved"
         ),
     }
+    return {stage.name: by_kind[stage.automation] for stage in DECLARED}
 
 
 def with_automation(assets: list[dg.AssetsDefinition], campaigns_dir: str) -> list[dg.AssetsDefinition]:

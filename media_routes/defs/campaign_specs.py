@@ -19,8 +19,9 @@ import dagster as dg
 
 from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.resources import CampaignCatalog
-from media_routes.spec import STAGES, Campaign
+from media_routes.spec import Campaign
 from media_routes.spec_slices import SLICE_FIELDS, stage_slice_hashes
+from media_routes.stages import STAGES
 
 GROUP = "campaign_specs"
 

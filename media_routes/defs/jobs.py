@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-CAMPAIGN_STAGES = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
-FORMAT_STAGES = ["aspect_outpaint", "motion"]
+from media_routes.stages import CAMPAIGN_STAGES, FORMAT_STAGES
 
 campaign_stills_job = dg.define_asset_job(
     "campaign_stills",

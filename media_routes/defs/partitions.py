@@ -7,19 +7,20 @@ strings join dimensions in alphabetical order of dimension name: ``<campaign>|<f
 import dagster as dg
 
 from media_routes.formats import FORMAT_KEYS
+from media_routes.stages import CAMPAIGN_DIMENSION, FORMAT_DIMENSION, get_stage
 
-campaign_partitions = dg.DynamicPartitionsDefinition(name="campaign")
+campaign_partitions = dg.DynamicPartitionsDefinition(name=CAMPAIGN_DIMENSION)
 format_partitions = dg.StaticPartitionsDefinition(FORMAT_KEYS)
 campaign_x_format_partitions = dg.MultiPartitionsDefinition(
-    {"campaign": campaign_partitions, "format": format_partitions}
+    {CAMPAIGN_DIMENSION: campaign_partitions, FORMAT_DIMENSION: format_partitions}
 )
 
 
-def campaign_format_key(campaign: str, fmt: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"campaign": campaign, "format": fmt})
+def stage_partitions(stage: str) -> dg.PartitionsDefinition:
+    """The partitions of a stage, as declared in media_routes/stages.py."""
+    return campaign_x_format_partitions if get_stage(stage).per_format else campaign_partitions
 
 
-def split_campaign_format(key: str) -> tuple[str, str]:
-    """'campaign|format' back into its parts (Dagster joins dimensions in alphabetical order of their names)."""
-    campaign, fmt = key.split("|", 1)
-    return campaign, fmt
+def multi_partition_key(campaign: str, fmt: str) -> dg.MultiPartitionKey:
+    """The key object Dagster's APIs take; ``str()`` of it is ``stages.campaign_format_key``."""
+    return dg.MultiPartitionKey({CAMPAIGN_DIMENSION: campaign, FORMAT_DIMENSION: fmt})

@@ -27,9 +27,9 @@ import dagster as dg
 from media_routes.credits.backends import blob_store_from_env, state_db_from_env
 from media_routes.credits.call_cache import CallCache
 from media_routes.credits.ledger import DEFAULT_PRICES, Ledger, PriceTable
+from media_routes.model_cards import ModelCard
 from media_routes.providers import fal, gemini, kling
 from media_routes.providers.slots import ProviderSlots
-from media_routes.routing.catalog import ModelCard
 from media_routes.routing.health import HealthBook
 from media_routes.routing.router import RouterContext
 

@@ -32,8 +32,9 @@ import dagster as dg
 from media_routes.defs.campaign_specs import last_observed, slice_observations
 from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.resources import CampaignCatalog
-from media_routes.spec import STAGES, Campaign, SpecError, load_all
+from media_routes.spec import Campaign, SpecError, load_all
 from media_routes.spec_slices import stage_slice_hashes
+from media_routes.stages import STAGES
 
 
 @dataclass

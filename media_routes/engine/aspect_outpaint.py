@@ -32,7 +32,6 @@ side of each seam, computed over ``SEAM_SEGMENTS`` equal segments along every se
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import colour
@@ -40,6 +39,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from media_routes.formats import canvas_size
 from media_routes.lib.imaging import srgb_to_lab
 
 FILL_LONG_SIDE = 640
@@ -61,15 +61,6 @@ class OutpaintResult:
     delivery: np.ndarray  # canvas resized to delivery_size
     subject_mask: np.ndarray | None  # input subject mask placed on the canvas, resized to delivery size
     metrics: dict[str, float]
-
-
-def canvas_size(w: int, h: int, aspect: float) -> tuple[int, int]:
-    """Smallest grown canvas (width, height) containing ``w x h`` with width/height ~= ``aspect``."""
-    if not aspect > 0 or not math.isfinite(aspect):
-        raise ValueError(f"aspect must be a positive finite number, got {aspect}")
-    if w / h < aspect:
-        return max(w, round(h * aspect)), h
-    return w, max(h, round(w / aspect))
 
 
 def _bands(cw: int, ch: int, x: int, y: int, w: int, h: int) -> list[tuple[int, int, int, int]]:

@@ -36,10 +36,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Skin-colour rule in OpenCV's 8-bit YCrCb (Chai & Ngan style bounds).
-SKIN_CR = (135, 180)
-SKIN_CB = (85, 135)
-SKIN_Y_MIN = 40
+from media_routes.lib.skin import skin_mask
+
 # Local HF energy ratio (enhanced / Lanczos) above which skin is blended back toward Lanczos.
 SKIN_HF_RATIO_MAX = 1.25
 # Overshoot beyond the local min/max of the Lanczos reference tolerated before compression (levels).
@@ -95,20 +93,6 @@ def integer_factor(shape: tuple[int, ...], target_long_side: int) -> int:
             "integer factor"
         )
     return target_long_side // long_side
-
-
-def skin_mask(image: np.ndarray) -> np.ndarray:
-    """Feathered skin-likelihood mask (float32 0..1, input size) from a YCrCb colour rule."""
-    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
-    y, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
-    raw = (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1]) & (y > SKIN_Y_MIN)
-    mask = raw.astype(np.uint8) * 255
-    k = max(3, (round(max(image.shape[:2]) / 256) | 1))  # 5 px at 1024
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), k / 2.0)
-    return soft
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

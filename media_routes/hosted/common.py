@@ -12,7 +12,7 @@ from PIL import Image
 
 from media_routes.credits.ledger import Units
 from media_routes.lib.imaging import encode_png, sha256_hex
-from media_routes.routing.catalog import CARDS
+from media_routes.model_cards import CARDS
 from media_routes.routing.execute import HostedCalls
 from media_routes.routing.router import Candidate
 from media_routes.spec import Campaign

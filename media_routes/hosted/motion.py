@@ -22,7 +22,7 @@ from media_routes.credits.ledger import Units
 from media_routes.engine.motion import decode_frames
 from media_routes.hosted.common import HostedStage, fit, png
 from media_routes.lib.imaging import sha256_hex
-from media_routes.routing.catalog import CARDS
+from media_routes.model_cards import CARDS
 from media_routes.routing.router import segments_for
 from media_routes.spec import Motion
 

@@ -1,7 +1,7 @@
 """Over-sharpening after upscaling, measured on the output itself (whatever produced it).
 
 The reference is a plain Lanczos upscale of the stage input to the output size. On skin-like pixels
-(the classical YCrCb rule in ``engine.k_upscale.skin_mask``) the high-frequency energy of the output
+(the classical YCrCb rule in ``lib.skin.skin_mask``) the high-frequency energy of the output
 is compared with the reference's: a ratio well above 1 means skin was sharpened into texture it does
 not have. Halo overshoot is how far the output's luma detail (its high band laid on the reference's
 low band) goes beyond the local min/max of the reference at edges, in 8-bit levels. The local
@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from media_routes.engine.k_upscale import skin_mask
+from media_routes.lib.skin import skin_mask
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 

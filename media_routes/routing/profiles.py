@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from media_routes.routing.catalog import CARDS
-from media_routes.spec import STAGES
+from media_routes.model_cards import CARDS
+from media_routes.stages import STAGES
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "routes"
 ENV_ROUTES_DIR = "MEDIA_ROUTES_ROUTES_DIR"

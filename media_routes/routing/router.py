@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from media_routes.credits.ledger import PriceTable, Units, UnknownPriceError
-from media_routes.engine.aspect_outpaint import canvas_size
-from media_routes.formats import K_LEVEL_LONG_SIDE, get_format
-from media_routes.routing.catalog import CARDS, ModelCard
+from media_routes.formats import K_LEVEL_LONG_SIDE, canvas_size, get_format
+from media_routes.model_cards import CARDS, ModelCard
 from media_routes.routing.profiles import RouteProfile, load_profile
 from media_routes.spec import Campaign
-
-FORMAT_STAGES = ("aspect_outpaint", "motion")
+from media_routes.stages import BASE_COMPOSITION, FORMAT_STAGES, STAGES
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,7 @@ def _evaluate(
     price_model = card.priced_as
     if stage not in card.stages:
         return [f"does not run {stage}"], notes, units, price_model
-    if stage == "base_composition":
+    if stage == BASE_COMPOSITION:
         if spec.scene.headline is not None and not card.text_rendering:
             problems.append("cannot render exact headline text and the spec has a headline")
         if card.aspect_ratios is not None and spec.scene.aspect not in card.aspect_ratios:
@@ -258,8 +256,6 @@ def plan_stage(campaign: Campaign, stage: str, format_key: str | None, ctx: Rout
 
 def plan_campaign(campaign: Campaign, ctx: RouterContext) -> list[RoutePlan]:
     """The plans of every stage; stages 5-6 once per format the spec lists."""
-    from media_routes.spec import STAGES
-
     plans = []
     for stage in STAGES:
         if stage in FORMAT_STAGES:

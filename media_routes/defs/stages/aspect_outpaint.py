@@ -7,7 +7,6 @@ import cv2
 import dagster as dg
 import numpy as np
 
-from media_routes.defs.partitions import campaign_x_format_partitions
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
@@ -16,6 +15,7 @@ from media_routes.formats import get_format
 from media_routes.hosted.aspect_outpaint import outpaint_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
+from media_routes.stages import ASPECT_OUTPAINT
 
 CODE_VERSION = "1"
 CHECK_ORIGINAL = "original_pixels_preserved"
@@ -23,8 +23,7 @@ CHECK_SEAM = "outpaint_seam"
 
 
 @stage_asset(
-    name="aspect_outpaint",
-    partitions_def=campaign_x_format_partitions,
+    ASPECT_OUTPAINT,
     extra_checks={
         CHECK_ORIGINAL: ("the upscaled master sits on the expanded canvas pixel for pixel; blocks", True),
         CHECK_SEAM: (
@@ -50,7 +49,7 @@ def aspect_outpaint(
     providers: ProviderHub,
     k_upscale: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "aspect_outpaint", CODE_VERSION, config, campaigns, media_store, providers)
+    run = begin_stage(context, ASPECT_OUTPAINT, CODE_VERSION, config, campaigns, media_store, providers)
     fmt = get_format(str(run.format_key))
     k_level = str(k_upscale.info.get("k_level", run.campaign.spec.upscale.target))
     source = run.load(k_upscale.uri)

@@ -5,7 +5,6 @@ from typing import Any
 
 import dagster as dg
 
-from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
@@ -13,13 +12,13 @@ from media_routes.engine.base_composition import compose
 from media_routes.hosted.base_composition import compose_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
+from media_routes.stages import BASE_COMPOSITION
 
 CODE_VERSION = "1"
 
 
 @stage_asset(
-    name="base_composition",
-    partitions_def=campaign_partitions,
+    BASE_COMPOSITION,
     code_version=CODE_VERSION,
     kinds={"python", "pillow", "opencv"},
     description=(
@@ -35,7 +34,7 @@ def base_composition(
     media_store: MediaStore,
     providers: ProviderHub,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "base_composition", CODE_VERSION, config, campaigns, media_store, providers)
+    run = begin_stage(context, BASE_COMPOSITION, CODE_VERSION, config, campaigns, media_store, providers)
     spec = run.campaign.spec
     layout = compose(run.campaign, seed=run.seed)  # the local blueprint; a hosted route renders from it
     result = run.run_route(lambda: layout, lambda hosted: compose_hosted(hosted, layout))

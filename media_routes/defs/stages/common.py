@@ -13,6 +13,7 @@ import numpy as np
 
 from media_routes.credits.ledger import Units
 from media_routes.defs.campaign_specs import slice_key
+from media_routes.defs.partitions import stage_partitions
 from media_routes.defs.provider_pools import ProviderPools
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
@@ -31,6 +32,7 @@ from media_routes.routing.profiles import ProfileError
 from media_routes.routing.router import Candidate, RoutePlan, plan_stage
 from media_routes.spec import Campaign
 from media_routes.spec_slices import stage_slice_hashes
+from media_routes.stages import get_stage
 
 T = TypeVar("T")
 GROUP = "media_pipeline"
@@ -111,19 +113,19 @@ TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPO
 
 
 def stage_asset(
+    stage: str,
     *,
-    name: str,
-    partitions_def: dg.PartitionsDefinition,
     code_version: str,
     kinds: set[str],
     description: str,
     extra_checks: dict[str, tuple[str, bool]] | None = None,
 ) -> Any:
-    """``@dg.asset`` with what every stage shares: group, owners, code version, partitions, checks.
-
-    ``extra_checks`` maps a check name to (description, blocking).
+    """``@dg.asset`` for one stage declared in media_routes/stages.py, with what every stage shares: group,
+    owners, code version, its partitions (campaign or campaign x format, from the declaration), its spec slice,
+    checks. ``extra_checks`` maps a check name to (description, blocking).
     """
     checks = COMMON_CHECKS | (extra_checks or {})
+    name = get_stage(stage).name
     return dg.asset(
         name=name,
         deps=[slice_key(name)],  # its slice of the campaign spec: an edit there makes this stage stale
@@ -131,7 +133,7 @@ def stage_asset(
         retry_policy=TRANSIENT_RETRY,
         group_name=GROUP,
         owners=OWNERS,
-        partitions_def=partitions_def,
+        partitions_def=stage_partitions(name),
         code_version=code_version,
         kinds=kinds,
         description=description,

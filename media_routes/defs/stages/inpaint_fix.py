@@ -6,7 +6,6 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
@@ -14,14 +13,14 @@ from media_routes.engine.inpaint_fix import apply_fixes
 from media_routes.hosted.inpaint_fix import fix_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
+from media_routes.stages import INPAINT_FIX
 
 CODE_VERSION = "1"
 CHECK_OUTSIDE_MASK = "outside_mask_unchanged"
 
 
 @stage_asset(
-    name="inpaint_fix",
-    partitions_def=campaign_partitions,
+    INPAINT_FIX,
     extra_checks={
         CHECK_OUTSIDE_MASK: ("no pixel outside the feathered fix masks changed (byte-identical); blocks", True)
     },
@@ -42,7 +41,7 @@ def inpaint_fix(
     providers: ProviderHub,
     lighting_iteration: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "inpaint_fix", CODE_VERSION, config, campaigns, media_store, providers)
+    run = begin_stage(context, INPAINT_FIX, CODE_VERSION, config, campaigns, media_store, providers)
     source = run.load(lighting_iteration.uri)
     result = run.run_route(
         lambda: apply_fixes(source, run.campaign, seed=run.seed), lambda hosted: fix_hosted(hosted, source)

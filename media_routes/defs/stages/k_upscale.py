@@ -6,7 +6,6 @@ from typing import Any
 import cv2
 import dagster as dg
 
-from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
@@ -16,14 +15,14 @@ from media_routes.hosted.k_upscale import upscale_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand
 from media_routes.quality.sharpness import oversharpening
+from media_routes.stages import K_UPSCALE
 
 CODE_VERSION = "1"
 CHECK_SHARP = "not_oversharpened"
 
 
 @stage_asset(
-    name="k_upscale",
-    partitions_def=campaign_partitions,
+    K_UPSCALE,
     extra_checks={
         CHECK_SHARP: (
             "skin high-frequency energy and edge halos against a Lanczos reference within quality.skin_hf_ratio_max "
@@ -48,7 +47,7 @@ def k_upscale(
     providers: ProviderHub,
     inpaint_fix: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "k_upscale", CODE_VERSION, config, campaigns, media_store, providers)
+    run = begin_stage(context, K_UPSCALE, CODE_VERSION, config, campaigns, media_store, providers)
     up = run.campaign.spec.upscale
     source = run.load(inpaint_fix.uri)
     subject_mask = run.load_layer(inpaint_fix, "subject_mask")

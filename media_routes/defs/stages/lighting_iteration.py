@@ -5,7 +5,6 @@ from typing import Any
 
 import dagster as dg
 
-from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
@@ -13,13 +12,13 @@ from media_routes.engine.lighting_iteration import LightingResult, iterate
 from media_routes.hosted.common import HostedStage
 from media_routes.hosted.lighting_iteration import relight_hosted
 from media_routes.lib.media import MediaRef
+from media_routes.stages import LIGHTING_ITERATION
 
 CODE_VERSION = "1"
 
 
 @stage_asset(
-    name="lighting_iteration",
-    partitions_def=campaign_partitions,
+    LIGHTING_ITERATION,
     code_version=CODE_VERSION,
     kinds={"python", "numpy"},
     description=(
@@ -37,7 +36,7 @@ def lighting_iteration(
     providers: ProviderHub,
     base_composition: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "lighting_iteration", CODE_VERSION, config, campaigns, media_store, providers)
+    run = begin_stage(context, LIGHTING_ITERATION, CODE_VERSION, config, campaigns, media_store, providers)
     targets = run.campaign.spec.lighting
     base_img = run.load(base_composition.uri)
     hosted_info: dict[str, Any] = {}

@@ -7,7 +7,6 @@ import dagster as dg
 import numpy as np
 
 from media_routes import approvals
-from media_routes.defs.partitions import campaign_x_format_partitions
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore, file_sha256
 from media_routes.defs.stages.common import CHECK_DRIFT, StageConfig, begin_stage, stage_asset, warn_check
@@ -16,13 +15,13 @@ from media_routes.formats import get_format
 from media_routes.hosted.motion import animate_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand, drift, gates
+from media_routes.stages import MOTION
 
 CODE_VERSION = "1"
 
 
 @stage_asset(
-    name="motion",
-    partitions_def=campaign_x_format_partitions,
+    MOTION,
     code_version=CODE_VERSION,
     kinds={"python", "opencv", "video"},
     description=(
@@ -41,7 +40,7 @@ def motion(
     providers: ProviderHub,
     aspect_outpaint: MediaRef,
 ) -> Iterator[Any]:
-    run = begin_stage(context, "motion", CODE_VERSION, config, campaigns, media_store, providers)
+    run = begin_stage(context, MOTION, CODE_VERSION, config, campaigns, media_store, providers)
     fmt = get_format(str(run.format_key))
     if run.campaign.spec.approval == "required":
         reason = approvals.blocking_reason(context.instance, run.campaign.id, fmt.key, aspect_outpaint.sha256)

@@ -17,9 +17,10 @@ import dagster as dg
 
 from media_routes.credits.call_cache import CallCache
 from media_routes.lineage import latest_record
-from media_routes.routing.router import FORMAT_STAGES, RoutePlan, RouterContext, plan_campaign
-from media_routes.spec import STAGES, Campaign
+from media_routes.routing.router import RoutePlan, RouterContext, plan_campaign
+from media_routes.spec import Campaign
 from media_routes.spec_slices import stage_slice_hashes
+from media_routes.stages import FORMAT_STAGES, downstream_of, upstream_of
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,11 @@ def estimate(
 ) -> list[EstimateRow]:
     plans = [p for p in plan_campaign(campaign, ctx) if p.format_key is None or not formats or p.format_key in formats]
     slices = stage_slice_hashes(campaign)
-    rerolled = set(STAGES[STAGES.index(reroll) :]) if reroll else set()
+    rerolled = set(downstream_of(reroll)) if reroll else set()
     rows: list[EstimateRow] = []
     fresh: dict[tuple[str, str | None], tuple[bool, str | None]] = {}
     for plan in plans:
-        upstream = STAGES[STAGES.index(plan.stage) - 1] if plan.stage != STAGES[0] else None
+        upstream = upstream_of(plan.stage)
         up_format = plan.format_key if upstream in FORMAT_STAGES else None
         up_cached, up_output = fresh.get((str(upstream), up_format), (True, None)) if upstream else (True, None)
         cached, why, output = _cached(instance, cache, plan, campaign, slices, up_output)

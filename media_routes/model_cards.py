@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from media_routes.spec import STAGES
+from media_routes.stages import STAGES
 
 LOCAL = "local"
 

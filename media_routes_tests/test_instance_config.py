@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from media_routes.defs.stages import STAGE_ASSETS
-from media_routes.defs.stages.common import LOCAL_ENGINE_POOL
+from media_routes.defs.stages.declare import LOCAL_ENGINE_POOL
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from media_routes.lib.imaging import lab_to_srgb, srgb_to_lab
 from media_routes.quality.delta_e import delta_e00, hex_to_lab
+from media_routes.quality.gates import image_problems
 
 LOCATE_DELTA_E = 2.0  # a pixel this close to a palette colour in the authored image is that colour
 MIN_REGION_PX = 24  # ignore specks
@@ -216,3 +217,51 @@ def _correct_crop(image: np.ndarray, labels: np.ndarray, palette: Palette, passe
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Carry a label map through a resize (nearest neighbour keeps labels discrete)."""
     return cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+
+
+@dataclass(frozen=True)
+class BrandLock:
+    """A stage output after the brand lock: the image, the brand report before and after, the blank gate."""
+
+    image: np.ndarray
+    before: dict[str, dict[str, float]]  # report of the raw output ({} without a label map)
+    after: dict[str, dict[str, float]]  # report of ``image``
+    problems: list[str]  # black / blank / uniform problems of the raw output (gates.image_problems)
+
+
+def lock(image: np.ndarray, labels: np.ndarray | None, palette: Palette) -> BrandLock:
+    """Gate the raw output, then restore brand colours where the label map places them.
+
+    A black, blank or uniform output is left as it is: painting brand colours onto a refused generation would
+    hide it from the ``output_not_blank`` check.
+    """
+    problems = image_problems(image)
+    if labels is None:
+        return BrandLock(image, {}, {}, problems)
+    before = measure(image, labels, palette)
+    if problems:
+        return BrandLock(image, before, before, problems)
+    corrected = correct(image, labels, palette)
+    return BrandLock(corrected, before, measure(corrected, labels, palette), problems)
+
+
+def precompensated(
+    palettes: list[Palette], reports: list[dict[str, dict[str, float]]], target: Palette
+) -> list[Palette]:
+    """Per-frame palettes whose correction targets are moved by what the decoder showed for that frame.
+
+    H.264 yuv420p halves chroma resolution, so thin brand strokes pick up their surroundings' chroma. The shift
+    is systematic per frame: each frame's offset (accumulated over encodes) grows by ``target - measured mean``
+    of every colour present in that frame's report.
+    """
+    return [
+        pal.compensated(
+            {
+                name: np.asarray(pal.offsets[k] if pal.offsets else (0.0, 0.0, 0.0))
+                + (goal - np.asarray(rep[name]["lab_mean"]))
+                for k, (name, goal) in enumerate(zip(target.names, target.lab(), strict=True))
+                if name in rep
+            }
+        )
+        for pal, rep in zip(palettes, reports, strict=False)
+    ]

@@ -9,7 +9,9 @@ import numpy as np
 
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
-from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.checks import CheckOutcome
+from media_routes.defs.stages.declare import StageConfig, stage_asset
+from media_routes.defs.stages.stage_io import begin_stage
 from media_routes.engine.aspect_outpaint import outpaint
 from media_routes.formats import get_format
 from media_routes.hosted.aspect_outpaint import outpaint_hosted
@@ -56,10 +58,11 @@ def aspect_outpaint(
     anchor = run.campaign.spec.outpaint.anchor
     subject_mask = run.load_layer(k_upscale, "subject_mask")
     size = fmt.still_size(k_level)
-    result = run.run_route(
+    routed = run.router.run(
         lambda: outpaint(source, fmt.aspect, size, anchor=anchor, seed=run.seed, subject_mask=subject_mask),
         lambda hosted: outpaint_hosted(hosted, source, fmt, size, anchor=anchor, subject_mask=subject_mask),
     )
+    result = routed.value
     seam = float(result.metrics.get("seam_delta_e", 0.0))
     seam_limit = run.campaign.spec.quality.seam_delta_e_warn
     seam_grad = float(result.metrics.get("seam_gradient_ratio", 1.0))
@@ -74,17 +77,16 @@ def aspect_outpaint(
     # where the original sits in the delivered still
     sc = w / result.canvas.shape[1]
     box = (round(x * sc), round(y * sc), max(1, round(pw * sc)), max(1, round(ph * sc)))
-    delivery, bridge_info = run.bridge_if_drifted(
-        result.delivery, cv2.resize(source, box[2:], interpolation=cv2.INTER_AREA), box
-    )
+    bridged = run.bridge(result.delivery, cv2.resize(source, box[2:], interpolation=cv2.INTER_AREA), box)
     labels = run.load_layer(k_upscale, "brand_labels")
     if labels is not None:
         placed = np.zeros(result.canvas.shape[:2], np.uint8)
         placed[y : y + ph, x : x + pw] = labels
         labels = brand.resize_labels(placed, (w, h))
         layers["brand_labels"], _ = run.save(labels, layer=True)
-    delivery, drifted, report, problems = run.correct_brand(delivery, labels)
-    drift_summary, drift_check, drift_extra = run.handoff(source, delivery, upstream=k_upscale, placement=box)
+    locked = run.lock_brand(bridged.image, labels)
+    delivery, report = locked.image, locked.after
+    handoff = run.handoff(source, delivery, upstream=k_upscale, placement=box)
     uri, sha = run.save(delivery)
     context.log.info(
         f"{fmt.key}: canvas {result.canvas.shape[1]}x{result.canvas.shape[0]}, original at {result.placement}, "
@@ -101,9 +103,10 @@ def aspect_outpaint(
     )
     yield from run.output(
         ref,
+        route=routed.decision,
         inputs={"k_upscale": k_upscale.sha256},
         preview=delivery,
-        blank_problems=problems,
+        blank_problems=locked.problems,
         checks=[
             CheckOutcome(
                 CHECK_ORIGINAL,
@@ -123,15 +126,15 @@ def aspect_outpaint(
         ],
         metrics={
             "original_pixels_preserved": original_kept,
-            "brand_before_correction": drifted,
+            "brand_before_correction": locked.before,
             "brand": report,
-            "drift": drift_summary,
-            "bridge": bridge_info,
+            "drift": handoff.summary,
+            "bridge": bridged.info,
             "format": fmt.key,
             "placement": list(result.placement),
             "canvas_hash": canvas_sha,
             **result.metrics,
         },
-        drift_check=drift_check,
-        extra={"format": fmt.key, "delivery_size": f"{w}x{h}", **drift_extra},
+        drift_check=handoff.check,
+        extra={"format": fmt.key, "delivery_size": f"{w}x{h}", **handoff.extra},
     )

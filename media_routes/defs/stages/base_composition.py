@@ -7,7 +7,8 @@ import dagster as dg
 
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
-from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.declare import StageConfig, stage_asset
+from media_routes.defs.stages.stage_io import begin_stage
 from media_routes.engine.base_composition import compose
 from media_routes.hosted.base_composition import compose_hosted
 from media_routes.lib.media import MediaRef
@@ -37,7 +38,8 @@ def base_composition(
     run = begin_stage(context, BASE_COMPOSITION, CODE_VERSION, config, campaigns, media_store, providers)
     spec = run.campaign.spec
     layout = compose(run.campaign, seed=run.seed)  # the local blueprint; a hosted route renders from it
-    result = run.run_route(lambda: layout, lambda hosted: compose_hosted(hosted, layout))
+    routed = run.router.run(lambda: layout, lambda hosted: compose_hosted(hosted, layout))
+    result = routed.value
     # brand colours: the headline's glyphs (where the layout put them), plus any colour the spec asks to lock
     headline = spec.scene.headline
     exact = {}
@@ -45,12 +47,13 @@ def base_composition(
         exact[headline.color] = layout.headline_alpha
     labels = brand.locate(result.image, run.palette, exact=exact, by_colour=spec.quality.brand_lock)
     image, drifted, report, problems = result.image, {}, run.brand_report(result.image, labels), None
-    drift_summary, drift_check, drift_extra = None, None, {}
+    handoff = None
     if result.headline_alpha is None:  # a model rendered it: restore brand colours as every later stage does
-        image, drifted, report, problems = run.correct_brand(result.image, labels)
+        locked = run.lock_brand(result.image, labels)
+        image, drifted, report, problems = locked.image, locked.before, locked.after, locked.problems
         # and measure how far the render moved from the blueprint it was given (a render regrades by design:
         # only deep-shadow chroma is gated, the rest is reported)
-        drift_summary, drift_check, drift_extra = run.handoff(layout.image, image, grade=True)
+        handoff = run.handoff(layout.image, image, grade=True)
     uri, sha = run.save(image)
     layers = {
         "base": uri,
@@ -59,19 +62,22 @@ def base_composition(
     }
     h, w = image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers)
-    context.log.info(f"{run.campaign.id}: composed {w}x{h}, {len(spec.scene.layers)} layers on {run.route.provider}")
+    context.log.info(
+        f"{run.campaign.id}: composed {w}x{h}, {len(spec.scene.layers)} layers on {routed.decision.provider}"
+    )
     yield from run.output(
         ref,
+        route=routed.decision,
         inputs={"spec": run.campaign.digest()},
         preview=image,
         metrics={
             **result.metrics,
             "brand": report,
             "brand_before_correction": drifted,
-            **({"drift_vs_layout": drift_summary} if drift_summary else {}),
+            **({"drift_vs_layout": handoff.summary} if handoff else {}),
         },
         checks=[run.brand_check(report)],
         blank_problems=problems,
-        drift_check=drift_check,
-        extra=drift_extra,
+        drift_check=handoff.check if handoff else None,
+        extra=handoff.extra if handoff else {},
     )

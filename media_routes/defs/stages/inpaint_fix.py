@@ -8,7 +8,9 @@ import numpy as np
 
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
-from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.checks import CheckOutcome
+from media_routes.defs.stages.declare import StageConfig, stage_asset
+from media_routes.defs.stages.stage_io import begin_stage
 from media_routes.engine.inpaint_fix import apply_fixes
 from media_routes.hosted.inpaint_fix import fix_hosted
 from media_routes.lib.media import MediaRef
@@ -43,9 +45,10 @@ def inpaint_fix(
 ) -> Iterator[Any]:
     run = begin_stage(context, INPAINT_FIX, CODE_VERSION, config, campaigns, media_store, providers)
     source = run.load(lighting_iteration.uri)
-    result = run.run_route(
+    routed = run.router.run(
         lambda: apply_fixes(source, run.campaign, seed=run.seed), lambda hosted: fix_hosted(hosted, source)
     )
+    result = routed.value
     layers = dict(lighting_iteration.layers)
     fixes_meta = []
     for layer in result.layers:
@@ -68,14 +71,13 @@ def inpaint_fix(
                 labels[region] = found[region]
         layers["brand_labels"], _ = run.save(labels, layer=True)
     report = run.brand_report(result.image, labels)
-    drift_summary, drift_check, drift_extra = run.handoff(
-        source, result.image, upstream=lighting_iteration, allowed=~unchanged
-    )
+    handoff = run.handoff(source, result.image, upstream=lighting_iteration, allowed=~unchanged)
     uri, sha = run.save(result.image)
     h, w = result.image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers)
     yield from run.output(
         ref,
+        route=routed.decision,
         inputs={"lighting_iteration": lighting_iteration.sha256},
         preview=result.image,
         metrics={
@@ -83,10 +85,10 @@ def inpaint_fix(
             "changed_px": int((~unchanged).sum()),
             "outside_mask_identical": outside_identical,
             "brand": report,
-            "drift": drift_summary,
+            "drift": handoff.summary,
         },
-        drift_check=drift_check,
-        extra={"fix_count": len(result.layers), "outside_mask_identical": outside_identical, **drift_extra},
+        drift_check=handoff.check,
+        extra={"fix_count": len(result.layers), "outside_mask_identical": outside_identical, **handoff.extra},
         checks=[
             CheckOutcome(
                 CHECK_OUTSIDE_MASK,

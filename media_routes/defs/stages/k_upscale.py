@@ -8,7 +8,9 @@ import dagster as dg
 
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
-from media_routes.defs.stages.common import CheckOutcome, StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.checks import CheckOutcome
+from media_routes.defs.stages.declare import StageConfig, stage_asset
+from media_routes.defs.stages.stage_io import begin_stage
 from media_routes.engine.k_upscale import upscale
 from media_routes.formats import K_LEVEL_LONG_SIDE
 from media_routes.hosted.k_upscale import upscale_hosted
@@ -52,40 +54,43 @@ def k_upscale(
     source = run.load(inpaint_fix.uri)
     subject_mask = run.load_layer(inpaint_fix, "subject_mask")
     target = K_LEVEL_LONG_SIDE[up.target]
-    result = run.run_route(
+    routed = run.router.run(
         lambda: upscale(  # deterministic: the seed is not used
             source, target, detail=up.detail, skin_guard=up.skin_guard, subject_mask=subject_mask
         ),
         lambda hosted: upscale_hosted(hosted, source, target, subject_mask),
     )
+    result = routed.value
     h, w = result.image.shape[:2]
     context.log.info(f"upscaled {source.shape[1]}x{source.shape[0]} -> {w}x{h} ({up.target}): {result.metrics}")
     layers: dict[str, str] = run.carried(inpaint_fix)
     if result.subject_mask is not None:
         layers["subject_mask"], _ = run.save(result.subject_mask, layer=True)
     lanczos = cv2.resize(source, (w, h), interpolation=cv2.INTER_LANCZOS4)  # reference for bridge and guard
-    image, bridge_info = run.bridge_if_drifted(result.image, lanczos)
+    bridged = run.bridge(result.image, lanczos)
     labels = run.load_layer(inpaint_fix, "brand_labels")
     if labels is not None:
         labels = brand.resize_labels(labels, (w, h))
         layers["brand_labels"], _ = run.save(labels, layer=True)
-    image, drifted, report, problems = run.correct_brand(image, labels)
-    drift_summary, drift_check, drift_extra = run.handoff(source, image, upstream=inpaint_fix)
+    locked = run.lock_brand(bridged.image, labels)
+    image, report = locked.image, locked.after
+    handoff = run.handoff(source, image, upstream=inpaint_fix)
     q = run.campaign.spec.quality
     sharp = oversharpening(image, source, lanczos)  # measured on the final output, whatever produced it
     uri, sha = run.save(image)
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers, info={"k_level": up.target})
     yield from run.output(
         ref,
+        route=routed.decision,
         inputs={"inpaint_fix": inpaint_fix.sha256},
         preview=image,
         metrics={
             "k_level": up.target,
             **result.metrics,
-            "brand_before_correction": drifted,
+            "brand_before_correction": locked.before,
             "brand": report,
-            "drift": drift_summary,
-            "bridge": bridge_info,
+            "drift": handoff.summary,
+            "bridge": bridged.info,
             "oversharpening": sharp,
         },
         checks=[
@@ -101,7 +106,7 @@ def k_upscale(
                 metadata=sharp,
             ),
         ],
-        blank_problems=problems,
-        drift_check=drift_check,
-        extra={"k_level": up.target, **drift_extra},
+        blank_problems=locked.problems,
+        drift_check=handoff.check,
+        extra={"k_level": up.target, **handoff.extra},
     )

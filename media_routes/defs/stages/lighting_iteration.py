@@ -7,7 +7,8 @@ import dagster as dg
 
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
-from media_routes.defs.stages.common import StageConfig, begin_stage, stage_asset
+from media_routes.defs.stages.declare import StageConfig, stage_asset
+from media_routes.defs.stages.stage_io import begin_stage
 from media_routes.engine.lighting_iteration import LightingResult, iterate
 from media_routes.hosted.common import HostedStage
 from media_routes.hosted.lighting_iteration import relight_hosted
@@ -46,7 +47,8 @@ def lighting_iteration(
         hosted_info.update(info)
         return result
 
-    result = run.run_route(lambda: iterate(base_img, targets), relight)  # local: deterministic, no seed
+    routed = run.router.run(lambda: iterate(base_img, targets), relight)  # local: deterministic, no seed
+    result = routed.value
     for row in result.iterations:
         context.log.info(
             f"iteration {row['iteration']}: exposure {row['after_exposure']:.1f}/{targets.exposure}, "
@@ -56,21 +58,23 @@ def lighting_iteration(
     if not result.locked:
         context.log.warning(f"lighting not locked after {len(result.iterations)} iterations; passing best effort")
     labels = run.load_layer(base_composition, "brand_labels")
-    image, drifted, report, problems = run.correct_brand(result.image, labels)
-    drift_summary, drift_check, drift_extra = run.handoff(base_img, image, upstream=base_composition, grade=True)
+    locked = run.lock_brand(result.image, labels)
+    image, report = locked.image, locked.after
+    handoff = run.handoff(base_img, image, upstream=base_composition, grade=True)
     uri, sha = run.save(image)
     h, w = image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=dict(base_composition.layers))
     yield from run.output(
         ref,
+        route=routed.decision,
         inputs={"base_composition": base_composition.sha256},
         preview=image,
         checks=[run.brand_check(report)],
-        blank_problems=problems,
-        drift_check=drift_check,
+        blank_problems=locked.problems,
+        drift_check=handoff.check,
         metrics={
-            "drift": drift_summary,
-            "brand_before_correction": drifted,
+            "drift": handoff.summary,
+            "brand_before_correction": locked.before,
             "brand": report,
             "locked": result.locked,
             "iterations": len(result.iterations),
@@ -79,7 +83,7 @@ def lighting_iteration(
             **({"hosted": hosted_info} if hosted_info else {}),
         },
         extra={
-            **drift_extra,
+            **handoff.extra,
             "locked": result.locked,
             "iteration_count": len(result.iterations),
             "iterations": dg.MetadataValue.table(

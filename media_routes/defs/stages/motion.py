@@ -1,6 +1,7 @@
 """Stage 6 asset: image-to-video, a camera move over the delivered still, encoded H.264 MP4."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -9,7 +10,10 @@ import numpy as np
 from media_routes import approvals
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore, file_sha256
-from media_routes.defs.stages.common import CHECK_DRIFT, StageConfig, begin_stage, stage_asset, warn_check
+from media_routes.defs.stages.checks import CHECK_DRIFT, warn_check
+from media_routes.defs.stages.declare import StageConfig, stage_asset
+from media_routes.defs.stages.stage_io import begin_stage
+from media_routes.engine.encode_attempts import Encode, best_encode
 from media_routes.engine.motion import decode_frames, encode_mp4, label_frames, probe_mp4, render_frames
 from media_routes.formats import get_format
 from media_routes.hosted.motion import animate_hosted
@@ -18,6 +22,16 @@ from media_routes.quality import brand, drift, gates
 from media_routes.stages import MOTION
 
 CODE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one encode gave back when decoded: encoder stats, frame gates, consistency, per-frame brand reports."""
+
+    stats: dict[str, Any]
+    frame_stats: gates.FrameStats
+    consistency: dict[str, float]
+    reports: list[dict[str, dict[str, float]]]
 
 
 @stage_asset(
@@ -56,9 +70,10 @@ def motion(
     aspect = f"{fmt.aspect_w}:{fmt.aspect_h}"
     # local: the camera move is rendered while encoding (below); hosted: the provider's clip, joined,
     # resampled and with the still's brand map carried into each frame by an ECC-estimated warp
-    clip = run.run_route(
+    routed = run.router.run(
         lambda: None, lambda hosted: animate_hosted(hosted, still, m, fmt.video, aspect, media_store.scratch_dir())
     )
+    clip = routed.value
 
     def frame_source() -> Iterator[np.ndarray]:
         if clip is None:
@@ -92,9 +107,7 @@ def motion(
                 context.log.info(f"motion {fmt.key}: frame {i}/{n_frames}")
             yield frame
 
-    def encode_and_measure(
-        palettes: list[brand.Palette], attempt: int
-    ) -> tuple[Any, dict[str, float], gates.FrameStats, dict[str, float], list[Any]]:
+    def encode_and_measure(palettes: list[brand.Palette], attempt: int) -> Encode[Measured]:
         """Encode, then decode and measure what a viewer gets: per-frame brand reports and frame gates."""
         tmp = media_store.scratch_dir() / f"{context.run.run_id}-{run.campaign.id}-{fmt.key}-{attempt}.mp4"
         stats = encode_mp4(
@@ -119,39 +132,28 @@ def motion(
             reports[[brand.worst(r) for r in reports].index(worst_frame[0])] = run.brand_report(
                 worst_frame[1], worst_frame[2]
             )
-        return tmp, stats, frame_stats, consistency.summary(), reports
+        worst = max(map(brand.worst, reports), default=0.0)
+        return Encode(tmp, worst, Measured(stats, frame_stats, consistency.summary(), reports))
 
-    palettes = [run.palette] * n_frames
-    best = encode_and_measure(palettes, 0)
-    worst_by_attempt = [max(map(brand.worst, best[4]), default=0.0)]
-    for attempt in (1, 2):
-        if labels is None or worst_by_attempt[-1] <= 0.8 * limit:
-            break
-        # H.264 yuv420p halves chroma resolution: thin brand strokes pick up their surroundings' chroma.
-        # The shift is systematic per frame, so encode again with each frame's correction targets moved
-        # by what the decoder showed for that frame (accumulated over attempts); keep the best encode.
-        reports = best[4]
-        palettes = [
-            pal.compensated(
-                {
-                    name: np.asarray(pal.offsets[k] if pal.offsets else (0.0, 0.0, 0.0))
-                    + (target - np.asarray(rep[name]["lab_mean"]))
-                    for k, (name, target) in enumerate(zip(run.palette.names, run.palette.lab(), strict=True))
-                    if name in rep
-                }
-            )
-            for pal, rep in zip(palettes, reports, strict=False)
-        ]
-        candidate = encode_and_measure(palettes, attempt)
-        worst_by_attempt.append(max(map(brand.worst, candidate[4]), default=0.0))
-        if worst_by_attempt[-1] < min(worst_by_attempt[:-1]):
-            best[0].unlink(missing_ok=True)
-            best = candidate
-        else:
-            candidate[0].unlink(missing_ok=True)
+    # H.264 yuv420p halves chroma resolution: thin brand strokes pick up their surroundings' chroma. The shift is
+    # systematic per frame, so encode again with each frame's correction targets moved by what the decoder showed
+    # for that frame (accumulated over attempts, quality.brand.precompensated); keep the best encode.
+    best, worst_by_attempt = best_encode(
+        encode_and_measure,
+        [run.palette] * n_frames,
+        lambda palettes, best: brand.precompensated(palettes, best.measured.reports, run.palette),
+        good_enough=0.8 * limit,
+        enabled=labels is not None,
+    )
     if len(worst_by_attempt) > 1:
         context.log.info(f"chroma pre-compensation: worst brand CIEDE2000 per encode {worst_by_attempt}")
-    tmp, stats, frame_stats, consistency, reports = best
+    tmp = best.path
+    stats, frame_stats, consistency, reports = (
+        best.measured.stats,
+        best.measured.frame_stats,
+        best.measured.consistency,
+        best.measured.reports,
+    )
     for segment in clip.segments if clip is not None else []:
         segment.unlink(missing_ok=True)  # the provider's own files stay in the call cache
     probe = probe_mp4(tmp)
@@ -187,6 +189,7 @@ def motion(
     }
     yield from run.output(
         ref,
+        route=routed.decision,
         inputs={"aspect_outpaint": aspect_outpaint.sha256},
         preview=np.concatenate([keyframes[i] for i in sorted(keyframes)], axis=1),
         blank_problems=frame_stats.problems(),

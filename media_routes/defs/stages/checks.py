@@ -1,0 +1,103 @@
+"""The asset checks every stage emits with its materialization, and how a stage's figures become check results.
+
+Checks are computed inside the stage (the figures are in its metadata too) and yielded after the output. A
+blocking check blocks downstream only at ERROR severity; the WARN checks report without blocking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import numpy as np
+
+from media_routes.quality import brand
+from media_routes.quality.handoff import Handoff
+
+CHECK_NOT_BLANK = "output_not_blank"
+CHECK_BRAND = "brand_colours_locked"
+CHECK_DRIFT = "handoff_drift"
+# name -> (description, blocking)
+COMMON_CHECKS: dict[str, tuple[str, bool]] = {
+    CHECK_NOT_BLANK: (
+        "the output is not black, blank or uniform, and a video has no black or frozen frames (a refused or "
+        "failed generation); blocks downstream",
+        True,
+    ),
+    CHECK_BRAND: (
+        "every located brand colour's region-mean CIEDE2000 is within quality.brand_delta_e_max; blocks downstream",
+        True,
+    ),
+    CHECK_DRIFT: (
+        "hand-off drift against the stage's input within the quality thresholds (grid CIEDE2000, deep-shadow "
+        "chroma, SSIM outside the allowed region; frame SSIM and style drift for video); warns",
+        False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    passed: bool
+    description: str
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    metadata: dict[str, Any] | None = None
+
+    def result(self) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            check_name=self.name,
+            passed=self.passed,
+            severity=self.severity,
+            description=self.description,
+            metadata=jsonable(self.metadata or {}),
+        )
+
+
+def warn_check(name: str, problems: list[str], ok: str, metadata: dict[str, Any]) -> CheckOutcome:
+    """A WARN check that fails with the listed problems (passes with ``ok`` when there are none)."""
+    return CheckOutcome(
+        name,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(problems) or ok,
+        metadata=metadata,
+    )
+
+
+def brand_check(report: dict[str, dict[str, float]], limit: float, *, frames: int | None = None) -> CheckOutcome:
+    worst = brand.worst(report)
+    where = f" over {frames} frames" if frames else ""
+    return CheckOutcome(
+        CHECK_BRAND,
+        passed=worst <= limit,
+        description=f"worst brand colour region-mean CIEDE2000{where}: {worst:.2f} (limit {limit})"
+        if report
+        else "no brand colour regions located",
+        metadata={"worst_delta_e": worst, "limit": limit, "colours": report},
+    )
+
+
+def handoff_check(handoff: Handoff) -> CheckOutcome:
+    return warn_check(CHECK_DRIFT, handoff.problems, "hand-off drift within thresholds", handoff.summary)
+
+
+def not_blank_check(problems: list[str]) -> CheckOutcome:
+    return CheckOutcome(
+        CHECK_NOT_BLANK,
+        passed=not problems,
+        description="; ".join(problems) or "output has content",
+        metadata={"problems": problems},
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """Metadata-safe: numpy scalars to Python, tuples to lists, keys to strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -417,17 +417,16 @@ def cmd_costs(args: argparse.Namespace) -> int:
 def cmd_approve(args: argparse.Namespace) -> int:
     from media_routes import approvals
     from media_routes.formats import FORMAT_KEYS
-    from media_routes.lineage import latest_record
+    from media_routes.lineage import latest_still_hash
 
     if args.format not in FORMAT_KEYS:
         console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
         return 1
     instance = _instance()
-    rec = latest_record(instance, "aspect_outpaint", f"{args.campaign}|{args.format}")
-    if rec is None or rec.asset_materialization is None:
+    still_hash = latest_still_hash(instance, args.campaign, args.format)
+    if still_hash is None:
         console.print(f"[red]no aspect_outpaint still for {args.campaign}|{args.format} yet: nothing to review[/red]")
         return 1
-    still_hash = str(rec.asset_materialization.metadata["output_hash"].value)
     decision = approvals.record(
         instance,
         args.campaign,

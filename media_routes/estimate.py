@@ -16,11 +16,11 @@ from typing import Any
 import dagster as dg
 
 from media_routes.credits.call_cache import CallCache
-from media_routes.lineage import latest_record
+from media_routes.lineage import latest_metadata
 from media_routes.routing.router import RoutePlan, RouterContext, plan_campaign
 from media_routes.spec import Campaign
 from media_routes.spec_slices import stage_slice_hashes
-from media_routes.stages import FORMAT_STAGES, downstream_of, upstream_of
+from media_routes.stages import FORMAT_STAGES, downstream_of, partition_key, upstream_of
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,6 @@ class EstimateRow:
         return asdict(self)
 
 
-def _meta(record: dg.EventLogRecord, key: str) -> Any:
-    mat = record.asset_materialization
-    value = (mat.metadata or {}).get(key) if mat else None
-    return None if value is None else getattr(value, "value", value)
-
-
 def _cached(
     instance: dg.DagsterInstance,
     cache: CallCache,
@@ -53,17 +47,16 @@ def _cached(
     upstream_output: str | None,
 ) -> tuple[bool, str, str | None]:
     """(cached?, why, this stage's latest output hash)."""
-    partition = campaign.id if plan.format_key is None else f"{campaign.id}|{plan.format_key}"
-    record = latest_record(instance, plan.stage, partition)
-    if record is None or record.asset_materialization is None:
+    meta = latest_metadata(instance, plan.stage, partition_key(plan.stage, campaign.id, plan.format_key))
+    if meta is None:
         return False, "never materialized", None
-    output = _meta(record, "output_hash")
-    route = _meta(record, "route") or {}
+    output = meta.output_hash
+    route = meta.route or {}
     if plan.chosen is None or route.get("route") != plan.chosen.route:
         return False, f"last made on {route.get('route', 'another route')}", output
-    if _meta(record, "spec_slice") != slices[plan.stage]:
+    if meta.spec_slice != slices[plan.stage]:
         return False, "its part of the spec changed", output
-    inputs = _meta(record, "input_hashes") or {}
+    inputs = meta.input_hashes or {}
     if upstream_output is not None and upstream_output not in inputs.values():
         return False, "its input changed", output
     keys = [c.get("call_key", "") for c in (route.get("calls") or {}).get("detail", [])]

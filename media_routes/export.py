@@ -12,9 +12,9 @@ from PIL import Image, ImageDraw, ImageFont
 from media_routes.defs.resources import MediaStore
 from media_routes.engine.base_composition import FONTS_DIR
 from media_routes.lib.imaging import decode_png, encode_png
-from media_routes.lineage import latest_record, trace_row
+from media_routes.lineage import latest_metadata
 from media_routes.spec import Campaign
-from media_routes.stages import CAMPAIGN_STAGES, campaign_format_key
+from media_routes.stages import CAMPAIGN_STAGES, MOTION, STILL_STAGE, campaign_format_key
 
 
 @dataclass
@@ -64,22 +64,20 @@ def export_deliverables(instance: dg.DagsterInstance, store: MediaStore, campaig
     base = out_dir / campaign.id
     stage_row: list[tuple[str, np.ndarray]] = []
     for stage in CAMPAIGN_STAGES:
-        rec = latest_record(instance, stage, campaign.id)
-        if rec is not None:
-            row = trace_row(stage, campaign.id, rec)
-            stage_row.append((stage, decode_png(store.read_bytes(row["uri"]))))
+        meta = latest_metadata(instance, stage, campaign.id)
+        if meta is not None and meta.uri:
+            stage_row.append((stage, decode_png(store.read_bytes(meta.uri))))
     format_row: list[tuple[str, np.ndarray]] = []
     for fmt in campaign.spec.formats:
-        key = str(campaign_format_key(campaign.id, fmt))
+        key = campaign_format_key(campaign.id, fmt)
         files: dict[str, Path] = {}
-        still = latest_record(instance, "aspect_outpaint", key)
-        if still is not None:
-            row = trace_row("aspect_outpaint", key, still)
-            files["still"] = _copy(store, row["uri"], base / fmt / "still.png")
+        still = latest_metadata(instance, STILL_STAGE, key)
+        if still is not None and still.uri:
+            files["still"] = _copy(store, still.uri, base / fmt / "still.png")
             format_row.append((f"{fmt} still", decode_png(files["still"].read_bytes())))
-        video = latest_record(instance, "motion", key)
-        if video is not None:
-            files["motion"] = _copy(store, trace_row("motion", key, video)["uri"], base / fmt / "motion.mp4")
+        video = latest_metadata(instance, MOTION, key)
+        if video is not None and video.uri:
+            files["motion"] = _copy(store, video.uri, base / fmt / "motion.mp4")
         result.formats[fmt] = files
     if stage_row or format_row:
         sheet = contact_sheet([stage_row, format_row], f"{campaign.id}: {campaign.spec.brief.strip()[:90]}")

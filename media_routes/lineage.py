@@ -9,12 +9,8 @@ import dagster as dg
 
 from media_routes import approvals
 from media_routes.formats import FORMAT_KEYS
+from media_routes.stage_metadata import StageMetadata
 from media_routes.stages import CAMPAIGN_STAGES, STAGES, STILL_STAGE, campaign_format_key, split_campaign_format
-
-
-def _value(meta: dict[str, Any], key: str) -> Any:
-    v = meta.get(key)
-    return None if v is None else getattr(v, "value", v)
 
 
 def latest_record(instance: dg.DagsterInstance, stage: str, partition: str) -> dg.EventLogRecord | None:
@@ -34,32 +30,46 @@ def materialization_count(instance: dg.DagsterInstance, stage: str, partition: s
 def trace_row(stage: str, partition: str, record: dg.EventLogRecord) -> dict[str, Any]:
     mat = record.asset_materialization
     assert mat is not None
-    meta = dict(mat.metadata)
+    meta = StageMetadata.read(mat.metadata)
     row: dict[str, Any] = {
         "stage": stage,
         "partition": partition,
         "run_id": record.run_id,
         "timestamp": datetime.fromtimestamp(record.timestamp, tz=UTC).isoformat(),
-        "provider": _value(meta, "provider"),
-        "model": _value(meta, "model"),
-        "seed": _value(meta, "seed"),
+        "provider": meta.provider,
+        "model": meta.model,
+        "seed": meta.seed,
         "data_version": (mat.tags or {}).get("dagster/data_version"),
         "code_version": (mat.tags or {}).get("dagster/code_version"),
-        "path": _value(meta, "media_path"),
-        "uri": _value(meta, "dagster/uri"),
-        "output_hash": _value(meta, "output_hash"),
-        "input_hashes": _value(meta, "input_hashes"),
-        "size": [_value(meta, "width"), _value(meta, "height")],
-        "metrics": _value(meta, "metrics") or {},
-        "layers": _value(meta, "layers") or {},
-        "checks": _value(meta, "checks") or {},
-        "drift_heatmap": _value(meta, "drift_heatmap_path"),
-        "route": _value(meta, "route") or {},
-        "credits": _value(meta, "credits"),
+        "path": meta.media_path,
+        "uri": meta.uri,
+        "output_hash": meta.output_hash,
+        "input_hashes": meta.input_hashes,
+        "size": [meta.width, meta.height],
+        "metrics": meta.metrics or {},
+        "layers": meta.layers or {},
+        "checks": meta.checks or {},
+        "drift_heatmap": meta.drift_heatmap_path,
+        "route": meta.route or {},
+        "credits": meta.credits,
     }
-    if _value(meta, "duration_s") is not None:
-        row["duration_s"] = _value(meta, "duration_s")
+    if meta.duration_s is not None:
+        row["duration_s"] = meta.duration_s
     return row
+
+
+def latest_metadata(instance: dg.DagsterInstance, stage: str, partition: str) -> StageMetadata | None:
+    """The metadata of the latest materialization of a stage and partition (None if never materialized)."""
+    record = latest_record(instance, stage, partition)
+    if record is None or record.asset_materialization is None:
+        return None
+    return StageMetadata.read(record.asset_materialization.metadata)
+
+
+def latest_still_hash(instance: dg.DagsterInstance, campaign: str, fmt: str) -> str | None:
+    """The content hash of the latest still of a campaign x format (what an approval is of)."""
+    meta = latest_metadata(instance, STILL_STAGE, campaign_format_key(campaign, fmt))
+    return None if meta is None else meta.output_hash
 
 
 def trace(instance: dg.DagsterInstance, campaign_id: str, formats: list[str] | None = None) -> list[dict[str, Any]]:

@@ -194,3 +194,45 @@ def test_best_encode_disabled_encodes_once(tmp_path: Path) -> None:
     encode, seen = _fake_encoder(tmp_path, [5.0, 1.0, 1.0])
     best, worst = best_encode(encode, 0, lambda t, b: t + 1, good_enough=1.0, enabled=False)
     assert worst == [5.0] and seen == [0]
+
+
+# --- typed metadata ----------------------------------------------------------------------------------
+
+
+def test_every_key_a_stage_writes_for_readers_is_read_back_through_stage_metadata(tmp_path: Path) -> None:
+    from media_routes.defs.resources import LocalMediaStore
+    from media_routes.defs.stages.route_runner import RouteDecision
+    from media_routes.defs.stages.stage_io import stage_output
+    from media_routes.lib.imaging import encode_png, sha256_hex
+    from media_routes.lib.media import MediaRef
+    from media_routes.stage_metadata import StageMetadata
+
+    img = _scene()
+    store = LocalMediaStore(root=str(tmp_path / "media"))
+    data = encode_png(img)
+    uri = store.put_bytes(data, prefix="k_upscale/shoe", ext="png")
+    ref = MediaRef(uri=uri, sha256=sha256_hex(data), kind="image", width=256, height=192, layers={"base": uri})
+    route = RouteDecision("k_upscale", "local", "local-engine/k_upscale@1", "local from profile local", {})
+    out = stage_output(
+        ref=ref,
+        store=store,
+        route=route,
+        seed=7,
+        seed_source="spec",
+        inputs={"inpaint_fix": "ab" * 32},
+        preview=img,
+        metrics={"k_level": "2K"},
+        started=0.0,
+        extra={StageMetadata.key("spec_slice"): "0123456789abcdef"},
+    )
+    meta = StageMetadata.read(out.metadata)
+    assert meta.output_hash == ref.sha256 and meta.uri == uri and meta.layers == {"base": uri}
+    assert meta.provider == "local" and meta.model == route.model and meta.seed == 7 and meta.seed_source == "spec"
+    assert meta.input_hashes == {"inpaint_fix": "ab" * 32} and meta.metrics == {"k_level": "2K"}
+    assert (meta.width, meta.height) == (256, 192) and meta.spec_slice == "0123456789abcdef"
+    assert meta.media_path and Path(meta.media_path).is_file()
+    assert meta.route and meta.route["provider"] == "local"
+    assert meta.credits == 0.0 and meta.cache_hits == 0 and meta.credits_estimate == 0.0
+    assert meta.compute_s is not None and out.data_version is not None and out.data_version.value == ref.sha256
+    assert StageMetadata.key("uri") == "dagster/uri"
+    assert StageMetadata.read({}) == StageMetadata()

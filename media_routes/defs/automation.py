@@ -25,16 +25,15 @@ from pathlib import Path
 import dagster as dg
 
 from media_routes import approvals
-from media_routes.lineage import latest_record
+from media_routes.lineage import latest_still_hash
 from media_routes.spec import load_all
-from media_routes.stages import DECLARED, STILL_STAGE, split_campaign_format
+from media_routes.stages import DECLARED, split_campaign_format
 
 
-def _still_may_move(instance: dg.DagsterInstance, campaign: str, fmt: str, key: str) -> bool:
-    still = latest_record(instance, STILL_STAGE, key)
-    if still is None or still.asset_materialization is None:
+def _still_may_move(instance: dg.DagsterInstance, campaign: str, fmt: str) -> bool:
+    still_hash = latest_still_hash(instance, campaign, fmt)
+    if still_hash is None:
         return False
-    still_hash = str(still.asset_materialization.metadata["output_hash"].value)
     return approvals.blocking_reason(instance, campaign, fmt, still_hash) is None
 
 
@@ -70,7 +69,7 @@ class WantedByCampaign(dg.AutomationCondition):
             campaign = good.get(cid)
             if campaign is None or fmt not in campaign.spec.formats:
                 continue
-            if self.motion and campaign.spec.approval == "required" and not _still_may_move(instance, cid, fmt, key):
+            if self.motion and campaign.spec.approval == "required" and not _still_may_move(instance, cid, fmt):
                 continue
             wanted.add(key)
         return dg.AutomationResult(context, true_subset=candidates.compute_intersection_with_partition_keys(wanted))

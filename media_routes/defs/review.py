@@ -4,7 +4,7 @@ import dagster as dg
 
 from media_routes import approvals
 from media_routes.formats import FORMAT_KEYS
-from media_routes.lineage import latest_record
+from media_routes.lineage import latest_still_hash
 
 
 class ReviewConfig(dg.Config):
@@ -20,10 +20,9 @@ def record_review(context: dg.OpExecutionContext, config: ReviewConfig) -> None:
     if config.format not in FORMAT_KEYS:
         raise dg.Failure(description=f"unknown format {config.format!r}; known: {', '.join(FORMAT_KEYS)}")
     partition = f"{config.campaign}|{config.format}"
-    rec = latest_record(context.instance, "aspect_outpaint", partition)
-    if rec is None or rec.asset_materialization is None:
+    still_hash = latest_still_hash(context.instance, config.campaign, config.format)
+    if still_hash is None:
         raise dg.Failure(description=f"no aspect_outpaint still for {partition} yet: nothing to review")
-    still_hash = str(rec.asset_materialization.metadata["output_hash"].value)
     decision = approvals.record(
         context.instance,
         config.campaign,

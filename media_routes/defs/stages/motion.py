@@ -19,6 +19,7 @@ from media_routes.formats import get_format
 from media_routes.hosted.motion import animate_hosted
 from media_routes.lib.media import MediaRef
 from media_routes.quality import brand, drift, gates
+from media_routes.stage_metadata import StageMetadata
 from media_routes.stages import MOTION
 
 CODE_VERSION = "1"
@@ -209,7 +210,7 @@ def motion(
             **({"hosted": clip.info} if clip is not None else {}),
         },
         extra={
-            "duration_s": float(probe["duration_s"]),
+            StageMetadata.key("duration_s"): float(probe["duration_s"]),
             "fps": m.fps,
             "frames": int(probe["frames"]),
             "codec": str(probe["codec"]),

@@ -46,6 +46,7 @@ from media_routes.routing.profiles import ProfileError
 from media_routes.routing.router import plan_stage
 from media_routes.spec import Campaign
 from media_routes.spec_slices import stage_slice_hashes
+from media_routes.stage_metadata import StageMetadata
 from media_routes.stages import CAMPAIGN_DIMENSION, FORMAT_DIMENSION
 
 
@@ -146,7 +147,7 @@ class StageIO:
         heat_uri, _ = self.save(measured.heatmap, layer=True)
         extra = {
             "drift_heatmap": dg.MetadataValue.md(drift_heatmap_md(measured.heatmap)),
-            "drift_heatmap_path": heat_uri,
+            StageMetadata.key("drift_heatmap_path"): heat_uri,
         }
         return HandoffOutcome(measured.summary, handoff_check(measured), extra)
 
@@ -202,9 +203,9 @@ class StageIO:
             started=self.started,
             extra={
                 **(extra or {}),
-                "checks": dg.MetadataValue.json(gate_meta),
+                StageMetadata.key("checks"): dg.MetadataValue.json(gate_meta),
                 # the hash of the spec fields and files this stage read (spec_slices.py): estimate uses it
-                "spec_slice": stage_slice_hashes(self.campaign)[self.stage],
+                StageMetadata.key("spec_slice"): stage_slice_hashes(self.campaign)[self.stage],
             },
         )
         for outcome in outcomes:
@@ -290,28 +291,28 @@ def stage_output(
 ) -> dg.Output[MediaRef]:
     """Wrap a stage result: content-hash data version plus the standard metadata every stage carries."""
     path = store.local_path(ref.uri)
+    k = StageMetadata.key
     metadata: dict[str, Any] = {
-        "provider": route.provider,
-        "model": route.model,
-        "seed": seed,
-        "seed_source": seed_source,
-        "route": dg.MetadataValue.json(route.as_json()),
-        "credits": route.credits,
-        "cache_hits": route.cache_hits,
-        "credits_estimate": route.credits_estimate,
-        "input_hashes": dg.MetadataValue.json(inputs),
-        "output_hash": ref.sha256,
-        "width": ref.width,
-        "height": ref.height,
-        # not "path": the IO manager writes its own "path" (the pickled reference) and would win
-        "media_path": dg.MetadataValue.path(str(path) if path else ref.uri),
-        "dagster/uri": ref.uri,
-        "layers": dg.MetadataValue.json(dict(ref.layers)),
+        k("provider"): route.provider,
+        k("model"): route.model,
+        k("seed"): seed,
+        k("seed_source"): seed_source,
+        k("route"): dg.MetadataValue.json(route.as_json()),
+        k("credits"): route.credits,
+        k("cache_hits"): route.cache_hits,
+        k("credits_estimate"): route.credits_estimate,
+        k("input_hashes"): dg.MetadataValue.json(inputs),
+        k("output_hash"): ref.sha256,
+        k("width"): ref.width,
+        k("height"): ref.height,
+        k("media_path"): dg.MetadataValue.path(str(path) if path else ref.uri),
+        k("uri"): ref.uri,
+        k("layers"): dg.MetadataValue.json(dict(ref.layers)),
         # small enough to render inline in the UI's metadata table; a larger one behind [Show Markdown]
         "preview": dg.MetadataValue.md(inline_thumbnail_markdown(preview, title=route.stage)),
         "preview_large": dg.MetadataValue.md(thumbnail_markdown(preview, title=f"{route.stage} {ref.short_hash}")),
-        "metrics": dg.MetadataValue.json(jsonable(metrics)),
-        "compute_s": round(time.perf_counter() - started, 3),
+        k("metrics"): dg.MetadataValue.json(jsonable(metrics)),
+        k("compute_s"): round(time.perf_counter() - started, 3),
     }
     if extra:
         metadata.update(extra)

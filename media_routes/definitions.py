@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -46,8 +47,17 @@ def _state_dir_beside(media_root: str | None) -> str:
     return str(settings.state_dir())
 
 
-def build_definitions(*, campaigns_dir: str | None = None, media_root: str | None = None) -> dg.Definitions:
-    resources = build_resources(campaigns_dir=campaigns_dir, media_root=media_root)
+def build_definitions(
+    *,
+    campaigns_dir: str | None = None,
+    media_root: str | None = None,
+    resources: dict[str, Any] | None = None,
+) -> dg.Definitions:
+    """The code location: what ``dagster dev``, the daemon and the code server load, and what the command line and
+    the tests execute in-process (``media_routes.pipeline``), so there is one graph with one set of jobs."""
+    resources = (
+        resources if resources is not None else build_resources(campaigns_dir=campaigns_dir, media_root=media_root)
+    )
     return dg.Definitions(
         assets=[
             *SPEC_SLICE_ASSETS,

@@ -12,9 +12,8 @@ from typing import Any
 
 import dagster as dg
 
-from media_routes.defs.campaign_specs import SPEC_SLICE_ASSETS
+from media_routes.defs.jobs import CAMPAIGN_JOB, FORMAT_JOB
 from media_routes.defs.partitions import campaign_partitions
-from media_routes.defs.stages import STAGE_ASSETS
 from media_routes.stages import CAMPAIGN_STAGES, FIRST_STAGE, FORMAT_STAGES, STAGES, campaign_format_key, downstream_of
 
 
@@ -41,6 +40,21 @@ def _run_config(seeds: dict[str, int] | None, log_level: str) -> dict[str, Any]:
     return cfg
 
 
+def _definitions(resources: dict[str, Any]) -> dg.Definitions:
+    """The code location's Definitions bound to these resources (one per resources dict: they are cheap)."""
+    from media_routes.definitions import build_definitions
+
+    key = id(resources)
+    cached = _DEFS.get(key)
+    if cached is None or cached[0] is not resources:
+        cached = (resources, build_definitions(resources=resources))
+        _DEFS[key] = cached
+    return cached[1]
+
+
+_DEFS: dict[int, tuple[dict[str, Any], dg.Definitions]] = {}
+
+
 def materialize_stages(
     instance: dg.DagsterInstance,
     resources: dict[str, Any],
@@ -52,20 +66,21 @@ def materialize_stages(
     log_level: str = "WARNING",
     raise_on_error: bool = True,
 ) -> RunSummary:
-    """One run materializing ``stages`` (all of one partitioning) for one partition."""
+    """One run of the code location's job for ``stages`` (``campaign_stills`` or ``format_deliverables``, the
+    jobs the UI and the daemon launch), materializing only those stages for one partition."""
     stages = [s for s in STAGES if s in stages]
     mixed = {s in CAMPAIGN_STAGES for s in stages}
     if len(mixed) > 1:
         raise ValueError(f"cannot mix campaign and campaign x format stages in one run: {stages}")
-    result = dg.materialize(
-        assets=[*SPEC_SLICE_ASSETS, *STAGE_ASSETS],
-        selection=stages,
-        partition_key=str(partition_key),
-        instance=instance,
-        resources=resources,
+    job_name = CAMPAIGN_JOB if stages[0] in CAMPAIGN_STAGES else FORMAT_JOB
+    job = _definitions(resources).resolve_job_def(job_name)
+    result = job.execute_in_process(
         run_config=_run_config({k: v for k, v in (seeds or {}).items() if k in stages}, log_level),
+        instance=instance,
+        partition_key=str(partition_key),
         tags=tags,
         raise_on_error=raise_on_error,
+        asset_selection=[dg.AssetKey(s) for s in stages],
     )
     return RunSummary(run_id=result.run_id, partition=str(partition_key), stages=stages, success=result.success)
 

@@ -443,11 +443,14 @@ def test_a_killed_lock_holder_frees_the_key_within_seconds(pg_url: str, bucket: 
 def test_provider_hub_picks_the_backends_from_the_environment(
     pg_url: str, bucket: str, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The environment is read once, when the resources are built (the code location loads), into the hub's
+    fields, which the UI's Resources tab shows; cache() and ledger() do not read it again (issue #12)."""
     from media_routes.defs.providers import provider_hub_from_env
 
     for name in (ENV_STATE_DB_URL, ENV_STATE_S3_BUCKET, ENV_STATE_S3_PREFIX, ENV_S3_ENDPOINT):
         monkeypatch.delenv(name, raising=False)
     hub = provider_hub_from_env(str(tmp_path / "state"))
+    assert hub.state_db_url is None and hub.state_s3_bucket is None
     local_cache, local_ledger = hub.cache(), hub.ledger()
     assert isinstance(local_cache.db, SQLiteDB) and local_cache.db.path == tmp_path / "state" / "calls.sqlite"
     assert isinstance(local_cache.locks, FileKeyLocks) and isinstance(local_cache.blobs, LocalBlobStore)
@@ -456,16 +459,21 @@ def test_provider_hub_picks_the_backends_from_the_environment(
     monkeypatch.setenv(ENV_STATE_DB_URL, pg_url)
     monkeypatch.setenv(ENV_STATE_S3_BUCKET, bucket)
     monkeypatch.setenv(ENV_S3_ENDPOINT, s3_url)
-    shared_cache, shared_ledger = hub.cache(), hub.ledger()
+    assert isinstance(hub.ledger().db, SQLiteDB)  # a built hub keeps the state it was built with
+    shared = provider_hub_from_env(str(tmp_path / "state"))
+    assert shared.state_db_url == ENV_STATE_DB_URL  # bound as dg.EnvVar: the UI shows the name, not the password
+    assert shared.state_s3_bucket == bucket and shared.s3_endpoint_url == s3_url
+    shared_cache, shared_ledger = shared.cache(), shared.ledger()
     assert isinstance(shared_cache.db, PostgresDB) and isinstance(shared_ledger.db, PostgresDB)
     assert isinstance(shared_cache.locks, PgAdvisoryKeyLocks)
     assert isinstance(shared_cache.blobs, S3BlobStore) and shared_cache.blobs.prefix == "call-cache"
     password = pg_url.split(":")[2].split("@")[0]
     assert password not in repr(shared_cache.db)
+    assert password not in repr(shared)
 
     monkeypatch.setenv(ENV_STATE_DB_URL, "mysql://u:p@127.0.0.1/db")
     with pytest.raises(ValueError, match=f"{ENV_STATE_DB_URL}: unsupported database URL scheme 'mysql'"):
-        hub.ledger()
+        provider_hub_from_env(str(tmp_path / "state")).ledger()
 
 
 class _FlakyS3:

@@ -8,8 +8,9 @@ workers on several machines):
   database is PostgreSQL);
 * results (:class:`BlobStore`): files under ``<state>/cache``, or objects in S3.
 
-Environment (read by :func:`state_db_from_env` and :func:`blob_store_from_env`, i.e. by
-``ProviderHub.cache()`` / ``ProviderHub.ledger()``):
+Environment (read once, when the code location loads, into the fields of the ``providers`` resource by
+``media_routes.defs.providers.provider_hub_from_env``, so the UI's Resources tab shows where state lives; the
+builders here, :func:`state_db` and :func:`blob_store`, take those values and read no environment):
 
 ``MEDIA_ROUTES_STATE_DB_URL``
     unset or empty: SQLite (``calls.sqlite`` and ``ledger.sqlite`` in the state directory).
@@ -199,9 +200,9 @@ def as_state_db(db: Path | str | StateDB) -> StateDB:
     return db if isinstance(db, StateDB) else SQLiteDB(Path(db))
 
 
-def state_db_from_env(sqlite_path: Path) -> StateDB:
-    """PostgreSQL when ``$MEDIA_ROUTES_STATE_DB_URL`` is set, else the SQLite file ``sqlite_path``."""
-    url = os.environ.get(ENV_STATE_DB_URL, "").strip()
+def state_db(url: str | None, sqlite_path: Path) -> StateDB:
+    """PostgreSQL at ``url`` (``$MEDIA_ROUTES_STATE_DB_URL``) when given, else the SQLite file ``sqlite_path``."""
+    url = (url or "").strip()
     return PostgresDB(url) if url else SQLiteDB(sqlite_path)
 
 
@@ -481,16 +482,23 @@ class S3BlobStore(BlobStore):
         return f"s3://{self.bucket}/{self.object_key(key)}"
 
 
-def blob_store_from_env(local_root: Path) -> BlobStore:
-    """S3 when ``$MEDIA_ROUTES_STATE_S3_BUCKET`` is set, else files under ``local_root``."""
-    bucket = os.environ.get(ENV_STATE_S3_BUCKET, "").strip()
+def blob_store(
+    bucket: str | None,
+    local_root: Path,
+    *,
+    prefix: str | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+) -> BlobStore:
+    """S3 when a ``bucket`` (``$MEDIA_ROUTES_STATE_S3_BUCKET``) is given, else files under ``local_root``."""
+    bucket = (bucket or "").strip()
     if not bucket:
         return LocalBlobStore(local_root)
     return S3BlobStore(
         bucket,
-        os.environ.get(ENV_STATE_S3_PREFIX, "").strip() or DEFAULT_S3_PREFIX,
-        endpoint_url=os.environ.get(ENV_S3_ENDPOINT) or None,
-        region=os.environ.get(ENV_REGION) or None,
+        (prefix or "").strip() or DEFAULT_S3_PREFIX,
+        endpoint_url=endpoint_url or None,
+        region=region or None,
     )
 
 
@@ -516,7 +524,7 @@ __all__ = [
     "StateDB",
     "advisory_id",
     "as_state_db",
-    "blob_store_from_env",
+    "blob_store",
     "default_locks",
-    "state_db_from_env",
+    "state_db",
 ]

@@ -5,8 +5,9 @@ name, never its value); base URLs are configurable per provider so stubs, proxie
 hub also owns the call cache, the credit ledger, route health and the per-provider concurrency slots,
 all under one state directory (``$MEDIA_ROUTES_STATE_DIR``, default ``<DAGSTER_HOME>/credits``).
 
-Shared state for several machines (:mod:`media_routes.credits.backends`), read by :meth:`ProviderHub.cache`
-and :meth:`ProviderHub.ledger` each time they are called:
+Shared state for several machines (:mod:`media_routes.credits.backends`), read from the environment once, when
+the code location loads (:func:`provider_hub_from_env`), into fields of the hub (shown in the UI's Resources tab;
+the database URL, which holds a password, as ``dg.EnvVar``):
 
 * ``MEDIA_ROUTES_STATE_DB_URL`` (``postgresql://user:pass@host:5432/db``): the call cache index and the ledger
   on PostgreSQL instead of ``calls.sqlite`` / ``ledger.sqlite``, and the per-call-key lock a PostgreSQL
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from media_routes.credits.backends import blob_store_from_env, state_db_from_env
+from media_routes.credits import backends
 from media_routes.credits.call_cache import CallCache
 from media_routes.credits.ledger import DEFAULT_PRICES, Ledger, PriceTable
 from media_routes.model_cards import ModelCard
@@ -99,9 +100,21 @@ class ProviderHub(dg.ConfigurableResource):
     retry_budget_s: float = 300.0
     health_threshold: int = 3
     global_budget_credits: float | None = None  # across every campaign ($MEDIA_ROUTES_GLOBAL_BUDGET_CREDITS)
+    # where the call cache index, ledger and cached results live (credits/backends.py); unset: under state_dir
+    state_db_url: str | None = None  # $MEDIA_ROUTES_STATE_DB_URL (PostgreSQL; a secret: bound as dg.EnvVar)
+    state_s3_bucket: str | None = None  # $MEDIA_ROUTES_STATE_S3_BUCKET
+    state_s3_prefix: str = backends.DEFAULT_S3_PREFIX  # $MEDIA_ROUTES_STATE_S3_PREFIX
+    s3_endpoint_url: str | None = None  # $MEDIA_ROUTES_S3_ENDPOINT_URL (an S3-compatible endpoint)
+    aws_region: str | None = None  # $AWS_REGION
 
     def _state(self) -> Path:
         return Path(self.state_dir).expanduser()
+
+    def _state_db_url(self) -> str | None:
+        """The database URL: a plain string inside a run; outside one (the command line uses the hub directly) a
+        field bound to ``dg.EnvVar`` still holds the variable's name, so it is read here."""
+        value = self.state_db_url
+        return value.get_value() if isinstance(value, dg.EnvVar) else value
 
     def missing_credentials(self, card: ModelCard) -> list[str]:
         have = {
@@ -116,13 +129,20 @@ class ProviderHub(dg.ConfigurableResource):
         return PriceTable.from_yaml(Path(self.prices_path))
 
     def cache(self) -> CallCache:
-        """The call cache: index, lock and results from the environment (local files under ``state_dir`` by default)."""
+        """The call cache: index and lock on ``state_db_url`` or SQLite, results on ``state_s3_bucket`` or files."""
         local = self._state() / "cache"
-        return CallCache(local, state_db_from_env(self._state() / "calls.sqlite"), blobs=blob_store_from_env(local))
+        blobs = backends.blob_store(
+            self.state_s3_bucket,
+            local,
+            prefix=self.state_s3_prefix,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.aws_region,
+        )
+        return CallCache(local, backends.state_db(self._state_db_url(), self._state() / "calls.sqlite"), blobs=blobs)
 
     def ledger(self) -> Ledger:
-        """The ledger: on PostgreSQL when ``$MEDIA_ROUTES_STATE_DB_URL`` is set, else ``state_dir/ledger.sqlite``."""
-        return Ledger(state_db_from_env(self._state() / "ledger.sqlite"), self.prices())
+        """The ledger: on PostgreSQL at ``state_db_url`` when set, else ``state_dir/ledger.sqlite``."""
+        return Ledger(backends.state_db(self._state_db_url(), self._state() / "ledger.sqlite"), self.prices())
 
     def health(self) -> HealthBook:
         return HealthBook(self._state() / "health.sqlite", threshold=self.health_threshold)
@@ -171,4 +191,9 @@ def provider_hub_from_env(state_dir: str) -> ProviderHub:
         ),
         state_dir=state_dir,
         global_budget_credits=float(os.environ[ENV_GLOBAL_BUDGET]) if os.environ.get(ENV_GLOBAL_BUDGET) else None,
+        state_db_url=_env(backends.ENV_STATE_DB_URL),
+        state_s3_bucket=os.environ.get(backends.ENV_STATE_S3_BUCKET, "").strip() or None,
+        state_s3_prefix=os.environ.get(backends.ENV_STATE_S3_PREFIX, "").strip() or backends.DEFAULT_S3_PREFIX,
+        s3_endpoint_url=os.environ.get(backends.ENV_S3_ENDPOINT) or None,
+        aws_region=os.environ.get(backends.ENV_REGION) or None,
     )

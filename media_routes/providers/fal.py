@@ -43,6 +43,7 @@ from media_routes.providers.errors import (
 )
 from media_routes.providers.gemini import parse_retry_after
 from media_routes.providers.http import HttpProviderClient, origin_of
+from media_routes.providers.poll import poll_until_done
 from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
@@ -398,32 +399,27 @@ class FalQueueClient(HttpProviderClient):
         timeout = self.job_timeout_s if timeout_s is None else timeout_s
         sleep = sleep or self._sleep
         clock = clock or self._clock
-        deadline = clock() + timeout
-        polls = 0
-        while True:
-            delay = interval
-            polls += 1
-            try:
-                data = self._fetch_status(handle)
-            except ProviderError as err:
-                if not err.retryable:
-                    raise
-                if isinstance(err, RateLimited) and err.retry_after is not None:
-                    delay = max(delay, err.retry_after)
-                log.warning("polling fal request %s failed, polling again in %.2fs: %s", handle.request_id, delay, err)
-            else:
-                current = self._parse_status(handle, data)  # a failed job raises here, whatever its class
-                if current.done:
-                    return current
-            if clock() + delay > deadline:
-                raise ProviderTimeout(
-                    f"request not completed after {polls} poll(s) within {timeout:g}s",
-                    provider=PROVIDER,
-                    model=handle.model_id,
-                    request_id=handle.request_id,
-                    retryable=False,
-                )
-            sleep(delay)
+
+        def read(data: dict[str, Any]) -> FalStatus | None:
+            current = self._parse_status(handle, data)  # a failed job raises here, whatever its class
+            return current if current.done else None
+
+        return poll_until_done(
+            lambda: self._fetch_status(handle),
+            read,
+            what=f"fal request {handle.request_id}",
+            interval_s=interval,
+            timeout_s=timeout,
+            timed_out=lambda polls: ProviderTimeout(
+                f"request not completed after {polls} poll(s) within {timeout:g}s",
+                provider=PROVIDER,
+                model=handle.model_id,
+                request_id=handle.request_id,
+                retryable=False,
+            ),
+            sleep=sleep,
+            clock=clock,
+        )
 
     def result(self, handle: FalRequest) -> dict[str, Any]:
         """``GET {response_url}``: the model output, or the typed error a failed request answers with."""

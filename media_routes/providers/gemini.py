@@ -41,6 +41,7 @@ from media_routes.providers.errors import (
     redact,
 )
 from media_routes.providers.http import HttpProviderClient
+from media_routes.providers.poll import poll_until_done
 from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
@@ -629,32 +630,27 @@ class VeoClient(_GoogleClient):
         Raises :class:`ProviderTimeout` (``retryable=False``: the job may still finish, wait again with the same
         name rather than resubmit) when ``timeout_s`` would be exceeded.
         """
-        deadline = clock() + timeout_s
-        polls = 0
-        while True:
-            delay = poll_interval_s
-            polls += 1
-            try:
-                payload = self._fetch_operation(operation_name)
-            except ProviderError as err:
-                if not err.retryable:
-                    raise
-                if isinstance(err, RateLimited) and err.retry_after is not None:
-                    delay = max(delay, err.retry_after)
-                log.warning("polling %s failed, polling again in %.1fs: %s", operation_name, delay, err)
-            else:
-                operation = self._operation_from_json(operation_name, payload)
-                if operation.done:
-                    return operation
-            if clock() + delay > deadline:
-                raise ProviderTimeout(
-                    f"operation not done after {polls} poll(s) within {timeout_s:g}s",
-                    provider=PROVIDER,
-                    model=model_of_operation(operation_name),
-                    request_id=operation_name,
-                    retryable=False,
-                )
-            sleep(delay)
+
+        def read(payload: dict[str, Any]) -> VeoOperation | None:
+            operation = self._operation_from_json(operation_name, payload)
+            return operation if operation.done else None
+
+        return poll_until_done(
+            lambda: self._fetch_operation(operation_name),
+            read,
+            what=operation_name,
+            interval_s=poll_interval_s,
+            timeout_s=timeout_s,
+            timed_out=lambda polls: ProviderTimeout(
+                f"operation not done after {polls} poll(s) within {timeout_s:g}s",
+                provider=PROVIDER,
+                model=model_of_operation(operation_name),
+                request_id=operation_name,
+                retryable=False,
+            ),
+            sleep=sleep,
+            clock=clock,
+        )
 
     def download(self, uri: str, *, model: str = "veo") -> bytes:
         """GET a generated file (``.../files/{id}:download?alt=media``), following redirects.

@@ -47,6 +47,7 @@ from media_routes.providers.errors import (
     redact,
 )
 from media_routes.providers.http import HttpProviderClient
+from media_routes.providers.poll import poll_until_done
 from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
@@ -560,35 +561,30 @@ class KlingClient(HttpProviderClient):
         Raises :class:`ProviderTimeout` (``retryable=False``: the task may still finish; wait again on the same
         id rather than resubmit) when ``timeout_s`` would be exceeded.
         """
-        deadline = clock() + timeout_s
-        polls = 0
-        while True:
-            delay = poll_interval_s
-            polls += 1
-            try:
-                payload = self._fetch_task(task_id, model)
-            except ProviderError as err:
-                if not err.retryable:
-                    raise
-                if isinstance(err, RateLimited) and err.retry_after is not None:
-                    delay = max(delay, err.retry_after)
-                log.warning("polling %s failed, polling again in %.1fs: %s", task_id, delay, err)
-            else:
-                task = self._task_from_json(task_id, payload, model)
-                if task.done:
-                    return task
-            if clock() + delay > deadline:
-                raise _with_task(
-                    ProviderTimeout(
-                        f"task {task_id} not done after {polls} poll(s) within {timeout_s:g}s",
-                        provider=PROVIDER,
-                        model=model,
-                        request_id=None,
-                        retryable=False,
-                    ),
-                    task_id,
-                )
-            sleep(delay)
+
+        def read(payload: dict[str, Any]) -> KlingTask | None:
+            task = self._task_from_json(task_id, payload, model)
+            return task if task.done else None
+
+        return poll_until_done(
+            lambda: self._fetch_task(task_id, model),
+            read,
+            what=task_id,
+            interval_s=poll_interval_s,
+            timeout_s=timeout_s,
+            timed_out=lambda polls: _with_task(
+                ProviderTimeout(
+                    f"task {task_id} not done after {polls} poll(s) within {timeout_s:g}s",
+                    provider=PROVIDER,
+                    model=model,
+                    request_id=None,
+                    retryable=False,
+                ),
+                task_id,
+            ),
+            sleep=sleep,
+            clock=clock,
+        )
 
     def download(self, url: str, *, model: str = "kling", task_id: str | None = None) -> bytes:
         """GET a result video. The CDN links are public (contract), so no Authorization header is ever sent."""

@@ -434,7 +434,7 @@ class Topology:
 
 @contextmanager
 def topology(root: Path) -> Iterator[Topology]:
-    from media_routes_tests.stubs.google_stub import GoogleStub
+    from media_routes.testing.stubs.google_stub import GoogleStub
 
     root.mkdir(parents=True, exist_ok=True)
     logs, home, campaigns = root / "logs", root / "dagster_home", root / "campaigns"

@@ -92,8 +92,8 @@ def main() -> int:
 
     from media_routes.formats import FORMAT_KEYS
     from media_routes.pipeline import materialize_stages, register_campaigns
+    from media_routes.testing.campaigns import write_campaign
     from media_routes.testing.stubs.fal_stub import FalStub
-    from media_routes_tests.conftest import write_campaign
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp,

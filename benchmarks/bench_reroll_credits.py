@@ -45,10 +45,10 @@ def main() -> int:
     from media_routes.defs.providers import FalResource, GeminiResource, KlingResource, ProviderHub
     from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
     from media_routes.spec import STAGES
+    from media_routes.testing.campaigns import write_campaign
     from media_routes.testing.stubs.fal_stub import FalStub
     from media_routes.testing.stubs.google_stub import GoogleStub
     from media_routes.testing.stubs.kling_stub import KlingStub
-    from media_routes_tests.conftest import write_campaign
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-reroll-") as tmp,

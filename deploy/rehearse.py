@@ -582,7 +582,7 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) {
 
 def write_campaigns(folder: Path, ids: list[str], seed: int | None = None) -> None:
     """Copies of the example campaigns, small and fast, with the base on the (stubbed) hosted route."""
-    from media_routes_tests.conftest import write_campaign
+    from media_routes.testing.campaigns import write_campaign
 
     sources = ["noir-sneaker", "atrium-residences"]
     extra: dict[str, Any] = {} if seed is None else {"seed": seed}  # another seed: another (unpaid) call

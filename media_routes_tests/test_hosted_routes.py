@@ -18,10 +18,10 @@ from media_routes.defs.providers import FalResource, GeminiResource, KlingResour
 from media_routes.lineage import trace
 from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
 from media_routes.spec import STAGES
+from media_routes.testing.campaigns import write_campaign
 from media_routes.testing.stubs.fal_stub import FalStub
 from media_routes.testing.stubs.google_stub import GoogleStub
 from media_routes.testing.stubs.kling_stub import KlingStub
-from media_routes_tests.conftest import write_campaign
 
 KEYS = {
     "GEMINI_API_KEY": "gm-test-KEY-5c0ffee5c0ffee5c0ffee",

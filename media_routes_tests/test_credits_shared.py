@@ -43,7 +43,6 @@ from media_routes.credits.backends import (
 from media_routes.testing import rehearsal
 from media_routes_tests.services import require_postgres
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL = "gemini-2.5-flash-image"  # 3.9 credits per image in prices.yaml
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -91,7 +90,7 @@ def s3_url(pg: Any) -> Iterator[str]:  # after pg: skipped with it
             mp_env.setenv(name, value)  # this process and the ones it spawns
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            [str(rehearsal.BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

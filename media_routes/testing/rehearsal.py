@@ -12,9 +12,9 @@ Starts on 127.0.0.1, each as its own process:
   ``postgres`` user when this runs as root) holding the Dagster instance (runs, event log, schedules);
 * an S3-compatible server (moto's server mode) holding the media (``MEDIA_ROUTES_MEDIA_STORE=s3``) and the
   compute logs (``S3ComputeLogManager``);
-* a stand-in for the hosted image provider (the Gemini contract stub, :mod:`media_routes.testing.stubs.google_stub`,
-  in this process),
-  so the base composition is a paid call that must never be paid twice;
+* a stand-in for the hosted image provider (the Gemini contract stub,
+  :mod:`media_routes.testing.stubs.google_stub`, in this process), so the base composition is a paid call
+  that must never be paid twice;
 * the code server (``dagster code-server start -m media_routes.definitions``), and ``dagster-webserver``
   and ``dagster-daemon`` with a workspace that points at it over gRPC.
 

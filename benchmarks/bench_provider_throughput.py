@@ -5,7 +5,7 @@ route against a stub with a fixed latency.
 
 Setup (not timed): ``--campaigns`` copies of the noir-sneaker example with every format (4 each, so 24
 partitions by default), stages 1-4 on the local engine at 2K, and ``aspect_outpaint`` routed to
-``fal/fal-ai/bria/expand``. The fal stub (``media_routes_tests/stubs/fal_stub.py``, real sockets on
+``fal/fal-ai/bria/expand``. The fal stub (``media_routes/testing/stubs/fal_stub.py``, real sockets on
 127.0.0.1) keeps every job IN_PROGRESS for ``--latency`` seconds. The provider resource allows
 ``--limit`` concurrent fal jobs (the slots shared across processes, ``providers/slots.py``).
 
@@ -92,8 +92,8 @@ def main() -> int:
 
     from media_routes.formats import FORMAT_KEYS
     from media_routes.pipeline import materialize_stages, register_campaigns
-    from media_routes_tests.conftest import write_campaign
-    from media_routes_tests.stubs.fal_stub import FalStub
+    from media_routes.testing.campaigns import write_campaign
+    from media_routes.testing.stubs.fal_stub import FalStub
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp,

@@ -3,7 +3,7 @@
     python benchmarks/bench_reroll_credits.py [--profile high-drama] [--formats 9x16 4x5]
 
 One campaign (noir-sneaker, 2K, 10 s motion at 3 fps) on a hosted profile, every provider replaced by
-its contract stub on 127.0.0.1 (media_routes_tests/stubs). First a full run (priced), then, for each
+its contract stub on 127.0.0.1 (media_routes/testing/stubs). First a full run (priced), then, for each
 stage in turn, a re-roll with a new seed of that stage and what follows (``media-routes reroll``'s run
 plan and tags). For each re-roll: the credits the ledger recorded, the provider calls the stubs saw, and
 the naive cost (the whole pipeline again). Credits come from the price table (1 credit = $0.01); the
@@ -45,10 +45,10 @@ def main() -> int:
     from media_routes.defs.providers import FalResource, GeminiResource, KlingResource, ProviderHub
     from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
     from media_routes.stages import STAGES
-    from media_routes_tests.conftest import write_campaign
-    from media_routes_tests.stubs.fal_stub import FalStub
-    from media_routes_tests.stubs.google_stub import GoogleStub
-    from media_routes_tests.stubs.kling_stub import KlingStub
+    from media_routes.testing.campaigns import write_campaign
+    from media_routes.testing.stubs.fal_stub import FalStub
+    from media_routes.testing.stubs.google_stub import GoogleStub
+    from media_routes.testing.stubs.kling_stub import KlingStub
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-reroll-") as tmp,

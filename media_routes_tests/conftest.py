@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
+
+from media_routes.testing.campaigns import FAST, write_campaign
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "campaigns"
-
-
-def write_campaign(root: Path, source_id: str, new_id: str | None = None, **overrides: object) -> Path:
-    """Copy an example campaign into ``root`` (optionally renamed) with top-level fields overridden."""
-    new_id = new_id or source_id
-    dst = root / new_id
-    shutil.copytree(EXAMPLES / source_id, dst)
-    spec_path = dst / "campaign.yaml"
-    data = yaml.safe_load(spec_path.read_text())
-    data["id"] = new_id
-    for key, value in overrides.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return spec_path
-
-
-FAST = {
-    "upscale": {"target": "2K", "detail": 0.6},
-    "motion": {"duration_s": 1.0, "fps": 12, "camera": "push_in", "strength": 0.1},
-}
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ run in their own session and are killed as a group on exit, so nothing is left r
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -18,13 +17,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import dagster as dg
 import httpx
+
+from media_routes.testing import rehearsal
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -151,27 +151,15 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n" + (dep.log_tail() if dep else ""))
 
 
-@cache
-def rehearse_module() -> ModuleType:
-    """``deploy/rehearse.py`` as a module (it is a script, not part of the package)."""
-    name = "media_routes_rehearse"
-    spec = importlib.util.spec_from_file_location(name, REPO / "deploy" / "rehearse.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up while the file is executed
-    spec.loader.exec_module(module)
-    return module
-
-
 def require_postgres() -> ModuleType:
-    """The rehearsal module once PostgreSQL's server binaries are known to be there; else skip (fail in CI)."""
+    """:mod:`media_routes.testing.rehearsal` once PostgreSQL's server binaries are known to be there; else skip
+    (fail instead when ``MEDIA_ROUTES_REQUIRE_POSTGRES=1``, as in CI)."""
     import pytest
 
-    rehearse = rehearse_module()
     try:
-        rehearse.postgres_bin()
-    except rehearse.RehearsalFailed:
+        rehearsal.postgres_bin()
+    except rehearsal.RehearsalFailed:
         if os.environ.get("MEDIA_ROUTES_REQUIRE_POSTGRES") == "1":
             raise
         pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    return rehearse
+    return rehearsal

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from media_routes.cli import main
-from media_routes_tests.conftest import EXAMPLES
+from media_routes.testing.campaigns import EXAMPLES
 
 
 @pytest.fixture

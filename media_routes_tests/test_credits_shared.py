@@ -1,9 +1,9 @@
 """Shared credits state (issue #7): the call cache index and the ledger on a real PostgreSQL, the cached results
 on moto's S3 server, the per-key lock a PostgreSQL advisory lock; all on 127.0.0.1.
 
-PostgreSQL is Debian's package, started once for this file by ``postgres()`` of ``deploy/rehearse.py``; every
-test gets its own database and bucket. Skipped where PostgreSQL's server binaries are missing, except when
-``MEDIA_ROUTES_REQUIRE_POSTGRES=1``.
+PostgreSQL is Debian's package, started once for this file by ``postgres()`` of
+``media_routes.testing.rehearsal``; every test gets its own database and bucket. Skipped where PostgreSQL's
+server binaries are missing, except when ``MEDIA_ROUTES_REQUIRE_POSTGRES=1``.
 
 The helpers run in spawned processes import this module again, so nothing here starts at import time.
 """
@@ -40,9 +40,9 @@ from media_routes.credits.backends import (
     SQLiteDB,
     StateDB,
 )
-from media_routes_tests.services import rehearse_module, require_postgres
+from media_routes.testing import rehearsal
+from media_routes_tests.services import require_postgres
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL = "gemini-2.5-flash-image"  # 3.9 credits per image in prices.yaml
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -73,10 +73,10 @@ class Counter:
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Any]:
-    rehearse = require_postgres()
+    require_postgres()
     logs = Path(tempfile.mkdtemp(prefix="media-routes-credits-pg-"))  # not under pytest's root-only temp dir
     try:
-        with rehearse.postgres(logs) as server:
+        with rehearsal.postgres(logs) as server:
             yield server
     finally:
         shutil.rmtree(logs, ignore_errors=True)
@@ -84,20 +84,19 @@ def pg() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def s3_url(pg: Any) -> Iterator[str]:  # after pg: skipped with it
-    rehearse = rehearse_module()
-    port = rehearse.free_port()
+    port = rehearsal.free_port()
     with pytest.MonkeyPatch.context() as mp_env:
         for name, value in AWS.items():
             mp_env.setenv(name, value)  # this process and the ones it spawns
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            [str(rehearsal.BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            rehearse.wait_until(lambda: proc.poll() is not None or rehearse.port_open(port), 60, "moto_server")
+            rehearsal.wait_until(lambda: proc.poll() is not None or rehearsal.port_open(port), 60, "moto_server")
             assert proc.poll() is None, "moto_server exited"
             yield f"http://127.0.0.1:{port}"
         finally:
@@ -125,7 +124,7 @@ def pg_url(pg: Any) -> Iterator[str]:
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name}")
     try:
-        yield f"postgresql://{rehearse_module().PG_USER}:{pg.password}@127.0.0.1:{pg.port}/{name}"
+        yield f"postgresql://{rehearsal.PG_USER}:{pg.password}@127.0.0.1:{pg.port}/{name}"
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

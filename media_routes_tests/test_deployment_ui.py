@@ -29,7 +29,7 @@ import pytest
 
 from media_routes.defs.campaign_specs import last_observed
 from media_routes.lineage import latest_record, trace
-from media_routes_tests.conftest import FAST, write_campaign
+from media_routes.testing.campaigns import FAST, write_campaign
 from media_routes_tests.services import Deployment, local_deployment, wait_for
 
 CHROMIUM = "/usr/bin/chromium"

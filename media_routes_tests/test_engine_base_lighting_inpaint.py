@@ -12,7 +12,7 @@ from media_routes.engine.inpaint_fix import apply_fixes, feather, rasterize_mask
 from media_routes.engine.lighting_iteration import iterate, measure, within
 from media_routes.lib.imaging import hex_to_rgb, load_user_image
 from media_routes.spec import Campaign, LightingTargets, MaskSpec, load_campaign
-from media_routes_tests.conftest import EXAMPLES
+from media_routes.testing.campaigns import EXAMPLES
 
 
 @cache

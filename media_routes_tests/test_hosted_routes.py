@@ -1,6 +1,6 @@
 """Hosted routes end to end: every stage on hosted models through the contract stubs (real sockets).
 
-The stubs stand in for Gemini/Veo, fal and Kling (media_routes_tests/stubs); their pictures are
+The stubs stand in for Gemini/Veo, fal and Kling (media_routes/testing/stubs); their pictures are
 placeholders, so these tests check routing, accounting, fallbacks and failures, not image quality.
 """
 
@@ -18,10 +18,10 @@ from media_routes.defs.providers import FalResource, GeminiResource, KlingResour
 from media_routes.lineage import trace
 from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
 from media_routes.stages import STAGES
-from media_routes_tests.conftest import write_campaign
-from media_routes_tests.stubs.fal_stub import FalStub
-from media_routes_tests.stubs.google_stub import GoogleStub
-from media_routes_tests.stubs.kling_stub import KlingStub
+from media_routes.testing.campaigns import write_campaign
+from media_routes.testing.stubs.fal_stub import FalStub
+from media_routes.testing.stubs.google_stub import GoogleStub
+from media_routes.testing.stubs.kling_stub import KlingStub
 
 KEYS = {
     "GEMINI_API_KEY": "gm-test-KEY-5c0ffee5c0ffee5c0ffee",

@@ -30,8 +30,8 @@ from media_routes.providers.errors import (
 )
 from media_routes.providers.fal import FalQueueClient, FalRequest
 from media_routes.providers.retry import call_with_retries
+from media_routes.testing.stubs.fal_stub import FalStub
 from media_routes_tests.fakes import FakeTime
-from media_routes_tests.stubs.fal_stub import FalStub
 
 KEY = "fake-key-id:fake-key-secret-0123456789"
 SECRET = "fake-key-secret-0123456789"

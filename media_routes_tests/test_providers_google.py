@@ -43,14 +43,14 @@ from media_routes.providers.gemini import (
     parse_retry_after,
 )
 from media_routes.providers.retry import ConcurrencyLimiter, backoff_delay, call_with_retries
-from media_routes_tests.fakes import FakeTime
-from media_routes_tests.stubs.google_stub import (
+from media_routes.testing.stubs.google_stub import (
     API_KEY_INVALID_BODY,
     DRAFT_IMAGE_SIZE,
     THOUGHT_IMAGE_SIZE,
     GoogleStub,
     image_size_for,
 )
+from media_routes_tests.fakes import FakeTime
 
 KEY = "test-key-123"
 PRO = "gemini-3-pro-image-preview"

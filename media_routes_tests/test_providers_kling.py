@@ -37,8 +37,7 @@ from media_routes.providers.kling import (
     error_from_failed_task,
 )
 from media_routes.providers.retry import call_with_retries
-from media_routes_tests.fakes import FakeTime
-from media_routes_tests.stubs.kling_stub import (
+from media_routes.testing.stubs.kling_stub import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,
     ERROR_CODES,
@@ -47,6 +46,7 @@ from media_routes_tests.stubs.kling_stub import (
     sign_hs256,
     video_size_for,
 )
+from media_routes_tests.fakes import FakeTime
 
 AK = DEFAULT_ACCESS_KEY
 SK = DEFAULT_SECRET_KEY

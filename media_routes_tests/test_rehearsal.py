@@ -1,4 +1,5 @@
-"""The one-machine rehearsal of the production topology (deploy/rehearse.py, issue #7).
+"""The one-machine rehearsal of the production topology (media_routes.testing.rehearsal, the logic of
+deploy/rehearse.py; issue #7).
 
 PostgreSQL (Debian's package), moto's S3 server, a code server, dagster-webserver and dagster-daemon as
 separate processes on 127.0.0.1; a GraphQL backfill over three campaigns; a Postgres restart between two
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from media_routes.testing import rehearsal
 from media_routes_tests.services import require_postgres
 
 
 def test_rehearsal_of_the_production_topology(tmp_path: Path) -> None:
-    rehearse = require_postgres()
-    report = rehearse.rehearse(tmp_path / "rehearsal", campaigns=3)
+    require_postgres()
+    report = rehearsal.rehearse(tmp_path / "rehearsal", campaigns=3)
     print(report)
     assert report["runs"] == 3  # one run per campaign partition
     assert report["peak_concurrent_runs"] >= 2

@@ -12,7 +12,7 @@ from media_routes.routing.health import HealthBook
 from media_routes.routing.profiles import ProfileError, load_profile_file
 from media_routes.routing.router import RouterContext, plan_campaign, plan_stage, segments_for
 from media_routes.spec import Campaign, SpecError, load_campaign
-from media_routes_tests.conftest import write_campaign
+from media_routes.testing.campaigns import write_campaign
 
 
 def _campaign(tmp_path: Path, **overrides: object) -> Campaign:

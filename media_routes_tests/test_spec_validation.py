@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from media_routes.spec import SpecError, load_all, load_campaign
-from media_routes_tests.conftest import EXAMPLES, write_campaign
+from media_routes.testing.campaigns import EXAMPLES, write_campaign
 
 
 def test_example_campaigns_are_valid() -> None:

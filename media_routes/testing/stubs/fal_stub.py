@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from media_routes_tests.stubs.base import StubHandler, StubHTTPServer, StubServer
+from media_routes.testing.stubs.base import StubHandler, StubHTTPServer, StubServer
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from media_routes_tests.stubs.base import StubHandler, StubServer, image_video_frames
+from media_routes.testing.stubs.base import StubHandler, StubServer, image_video_frames
 
 log = logging.getLogger(__name__)
 

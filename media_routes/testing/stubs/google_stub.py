@@ -41,7 +41,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from media_routes_tests.stubs.base import Fault, StubHandler, StubServer, image_video_frames
+from media_routes.testing.stubs.base import Fault, StubHandler, StubServer, image_video_frames
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,39 @@
+"""Small, fast copies of the example campaigns, for the tests, the rehearsal and offline demos.
+
+The examples are read from the repository's ``campaigns/`` folder (``media_routes.settings.REPO_ROOT``), so
+this works from a source checkout or an editable install, not from a wheel. Never used in production.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from media_routes.settings import REPO_ROOT
+
+EXAMPLES = REPO_ROOT / "campaigns"
+
+# 2K upscale and a 1 s motion clip: the example campaigns' stages, fast enough for tests
+FAST = {
+    "upscale": {"target": "2K", "detail": 0.6},
+    "motion": {"duration_s": 1.0, "fps": 12, "camera": "push_in", "strength": 0.1},
+}
+
+
+def write_campaign(root: Path, source_id: str, new_id: str | None = None, **overrides: object) -> Path:
+    """Copy an example campaign into ``root`` (optionally renamed) with top-level fields overridden."""
+    new_id = new_id or source_id
+    dst = root / new_id
+    shutil.copytree(EXAMPLES / source_id, dst)
+    spec_path = dst / "campaign.yaml"
+    data = yaml.safe_load(spec_path.read_text())
+    data["id"] = new_id
+    for key, value in overrides.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return spec_path

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from media_routes.defs.jobs import CAMPAIGN_JOB, FORMAT_JOB
 from media_routes.defs.partitions import campaign_partitions
@@ -73,7 +74,11 @@ def materialize_stages(
     if len(mixed) > 1:
         raise ValueError(f"cannot mix campaign and campaign x format stages in one run: {stages}")
     job_name = CAMPAIGN_JOB if stages[0] in CAMPAIGN_STAGES else FORMAT_JOB
-    job = _definitions(resources).resolve_job_def(job_name)
+    # Resolving the code location reads the defs state of "the current instance" (a context variable Dagster sets
+    # when an instance is entered as a context manager): point it at the instance this run uses, not one an
+    # earlier caller entered and closed (Dagster internal, pinned 1.13.27; test_cli covers it).
+    with set_defs_state_storage(instance.defs_state_storage):
+        job = _definitions(resources).resolve_job_def(job_name)
     result = job.execute_in_process(
         run_config=_run_config({k: v for k, v in (seeds or {}).items() if k in stages}, log_level),
         instance=instance,

@@ -60,7 +60,7 @@ class OutpaintResult:
     placement: tuple[int, int, int, int]  # x, y, w, h of the original on the canvas
     delivery: np.ndarray  # canvas resized to delivery_size
     subject_mask: np.ndarray | None  # input subject mask placed on the canvas, resized to delivery size
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]  # figures; a hosted route adds "hosted_size" ("WxH")
 
 
 def _bands(cw: int, ch: int, x: int, y: int, w: int, h: int) -> list[tuple[int, int, int, int]]:
@@ -249,7 +249,7 @@ def place_on_fill(
         placed = np.zeros((ch, cw), np.uint8)
         placed[y : y + h, x : x + w] = subject_mask
         mask_out = _resize(placed, delivery_size)
-    metrics: dict[str, float] = {
+    metrics: dict[str, float | str] = {
         "canvas_w": cw,
         "canvas_h": ch,
         "expanded_px": cw * ch - w * h,
@@ -366,7 +366,7 @@ def outpaint(
         mask_out = _resize(placed, (dw, dh))
 
     expanded = cw * ch - w * h
-    metrics: dict[str, float] = {
+    metrics: dict[str, float | str] = {
         "canvas_w": cw,
         "canvas_h": ch,
         "expanded_px": expanded,

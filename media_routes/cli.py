@@ -13,8 +13,9 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +32,12 @@ from media_routes.spec import (
 )
 from media_routes.stages import STAGES
 
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from media_routes.definitions import Resources
+    from media_routes.pipeline import PlannedRun, RunSummary
+
 console = Console(stderr=True, soft_wrap=True)
 # tables are wide: when output is piped, do not squeeze them into 80 columns
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -41,7 +48,7 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 # --------------------------------------------------------------------------------------------------
 
 
-def _instance():  # type: ignore[no-untyped-def]
+def _instance() -> dg.DagsterInstance:
     """The Dagster instance in DAGSTER_HOME, creating a local one (SQLite) if it is not set."""
     import dagster as dg
 
@@ -58,7 +65,7 @@ def _instance():  # type: ignore[no-untyped-def]
     return dg.DagsterInstance.get()
 
 
-def _resources(campaigns_dir: Path) -> dict[str, Any]:
+def _resources(campaigns_dir: Path) -> Resources:
     from media_routes.definitions import build_resources
 
     return build_resources(campaigns_dir=str(campaigns_dir))
@@ -109,11 +116,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-def _execute(instance, resources, plan, *, seeds=None, tags=None, label: str = "") -> list[Any]:  # type: ignore[no-untyped-def]
+def _execute(
+    instance: dg.DagsterInstance,
+    resources: Mapping[str, Any],
+    plan: Sequence[PlannedRun],
+    *,
+    seeds: dict[str, int] | None = None,
+    tags: dict[str, str] | None = None,
+    label: str = "",
+) -> list[RunSummary]:
     from media_routes.pipeline import materialize_stages
 
     total = sum(len(r.stages) for r in plan)
-    summaries = []
+    summaries: list[RunSummary] = []
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -184,13 +199,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if exported.contact_sheet:
             out.print(f"  {cid} contact sheet {exported.contact_sheet}", highlight=False)
     out.print(f"rendered {len(good)} campaign(s) in {elapsed:.0f} s on the local engine")
-    store = resources["media_store"]
+    store: Any = resources["media_store"]  # a LocalMediaStore (root) or an S3MediaStore (bucket, prefix)
     out.print(f"media store: {getattr(store, 'root', None) or f's3://{store.bucket}/{store.prefix}'}")
     out.print(f"see the runs and lineage: DAGSTER_HOME={settings.dagster_home()} dagster dev")
     return 1 if failed else 0
 
 
-def _registered_campaign(instance, campaign_id: str) -> bool:  # type: ignore[no-untyped-def]
+def _registered_campaign(instance: dg.DagsterInstance, campaign_id: str) -> bool:
     return bool(instance.has_dynamic_partition("campaign", campaign_id))
 
 

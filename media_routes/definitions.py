@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import dagster as dg
+from dagster_aws.s3 import S3PickleIOManager
 
 from media_routes import settings
 from media_routes.defs.automation import automation_sensor, with_automation
 from media_routes.defs.campaign_specs import SPEC_SLICE_ASSETS
 from media_routes.defs.jobs import JOBS
-from media_routes.defs.providers import provider_hub_from_env
-from media_routes.defs.resources import CampaignCatalog
+from media_routes.defs.providers import ProviderHub, provider_hub_from_env
+from media_routes.defs.resources import CampaignCatalog, MediaStore
 from media_routes.defs.review import review_still
 from media_routes.defs.s3_store import io_manager_from_env, media_store_from_env
 from media_routes.defs.schedules import campaign_refresh_schedule
@@ -21,15 +23,24 @@ from media_routes.defs.sensors import campaign_folder_sensor
 from media_routes.defs.stages import STAGE_ASSETS
 
 
+class Resources(TypedDict):
+    """What :func:`build_resources` returns: the resource keys the stages, sensors and schedules use."""
+
+    campaigns: CampaignCatalog
+    media_store: MediaStore
+    providers: ProviderHub
+    io_manager: NotRequired[S3PickleIOManager]  # only with the media on S3; else Dagster's filesystem one
+
+
 def build_resources(
     *, campaigns_dir: str | None = None, media_root: str | None = None, state_dir: str | None = None
-) -> dict[str, dg.ConfigurableResource]:
+) -> Resources:
     """Resources for the local environment. Production backends (S3, Postgres) plug in here.
 
     Hosted providers read their keys and base URLs from the environment (``dg.EnvVar``); without keys
     every hosted route is rejected by the router and the profiles fall back to the local engine.
     """
-    resources: dict[str, dg.ConfigurableResource] = {
+    resources: Resources = {
         "campaigns": CampaignCatalog(campaigns_dir=campaigns_dir or str(settings.campaigns_dir())),
         "media_store": media_store_from_env(media_root or str(settings.media_root())),
         "providers": provider_hub_from_env(state_dir or _state_dir_beside(media_root)),
@@ -51,7 +62,7 @@ def build_definitions(
     *,
     campaigns_dir: str | None = None,
     media_root: str | None = None,
-    resources: dict[str, Any] | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> dg.Definitions:
     """The code location: what ``dagster dev``, the daemon and the code server load, and what the command line and
     the tests execute in-process (``media_routes.pipeline``), so there is one graph with one set of jobs."""
@@ -61,7 +72,7 @@ def build_definitions(
     return dg.Definitions(
         assets=[
             *SPEC_SLICE_ASSETS,
-            *with_automation(STAGE_ASSETS, resources["campaigns"].campaigns_dir),  # type: ignore[attr-defined]
+            *with_automation(STAGE_ASSETS, resources["campaigns"].campaigns_dir),
         ],
         jobs=[*JOBS, review_still],
         schedules=[campaign_refresh_schedule],

@@ -6,7 +6,7 @@ up in `dagster dev` (same DAGSTER_HOME) with lineage and metadata.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +14,15 @@ import dagster as dg
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from media_routes.defs.jobs import CAMPAIGN_JOB, FORMAT_JOB
-from media_routes.defs.partitions import campaign_partitions
-from media_routes.stages import CAMPAIGN_STAGES, FIRST_STAGE, FORMAT_STAGES, STAGES, campaign_format_key, downstream_of
+from media_routes.stages import (
+    CAMPAIGN_DIMENSION,
+    CAMPAIGN_STAGES,
+    FIRST_STAGE,
+    FORMAT_STAGES,
+    STAGES,
+    campaign_format_key,
+    downstream_of,
+)
 
 
 @dataclass(frozen=True)
@@ -28,9 +35,9 @@ class RunSummary:
 
 def register_campaigns(instance: dg.DagsterInstance, campaign_ids: Sequence[str]) -> list[str]:
     """Add campaigns as dynamic partitions; returns the ones that were new."""
-    new = [c for c in campaign_ids if not instance.has_dynamic_partition(campaign_partitions.name, c)]
+    new = [c for c in campaign_ids if not instance.has_dynamic_partition(CAMPAIGN_DIMENSION, c)]
     if new:
-        instance.add_dynamic_partitions(campaign_partitions.name, new)
+        instance.add_dynamic_partitions(CAMPAIGN_DIMENSION, new)
     return new
 
 
@@ -41,7 +48,7 @@ def _run_config(seeds: dict[str, int] | None, log_level: str) -> dict[str, Any]:
     return cfg
 
 
-def _definitions(resources: dict[str, Any]) -> dg.Definitions:
+def _definitions(resources: Mapping[str, Any]) -> dg.Definitions:
     """The code location's Definitions bound to these resources (one per resources dict: they are cheap)."""
     from media_routes.definitions import build_definitions
 
@@ -53,12 +60,12 @@ def _definitions(resources: dict[str, Any]) -> dg.Definitions:
     return cached[1]
 
 
-_DEFS: dict[int, tuple[dict[str, Any], dg.Definitions]] = {}
+_DEFS: dict[int, tuple[Mapping[str, Any], dg.Definitions]] = {}
 
 
 def materialize_stages(
     instance: dg.DagsterInstance,
-    resources: dict[str, Any],
+    resources: Mapping[str, Any],
     stages: Sequence[str],
     partition_key: str | dg.MultiPartitionKey,
     *,

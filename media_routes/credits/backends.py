@@ -430,7 +430,7 @@ class S3BlobStore(BlobStore):
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))  # type: ignore[no-any-return]
+            return self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
                 return None
@@ -440,7 +440,7 @@ class S3BlobStore(BlobStore):
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"].read()  # type: ignore[no-any-return]
+            return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
                 return None
@@ -476,7 +476,7 @@ class S3BlobStore(BlobStore):
         head = self._head(key)
         if head is None:
             raise FileNotFoundError(self.uri(key))
-        return head["LastModified"].astimezone(UTC).isoformat(timespec="microseconds")  # type: ignore[no-any-return]
+        return head["LastModified"].astimezone(UTC).isoformat(timespec="microseconds")
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.object_key(key)}"

@@ -265,6 +265,7 @@ class Ledger:
 
     def spent(self, campaign: str | None = None) -> float:
         """Credits paid so far (cache hits cost nothing), for one campaign or all."""
+        params: tuple[str, ...]
         sql, params = "SELECT COALESCE(SUM(credits), 0) FROM ledger_calls", ()
         if campaign is not None:
             sql, params = sql + " WHERE campaign = ?", (campaign,)
@@ -307,6 +308,7 @@ class Ledger:
             )
 
     def refusals(self, campaign: str | None = None) -> pd.DataFrame:
+        params: tuple[str, ...]
         sql, params = "SELECT * FROM ledger_refusals", ()
         if campaign is not None:
             sql, params = sql + " WHERE campaign = ?", (campaign,)

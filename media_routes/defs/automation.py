@@ -57,7 +57,7 @@ class WantedByCampaign(dg.AutomationCondition):
     def description(self) -> str:
         return "format listed in the campaign spec" + (" and still approved (if required)" if self.motion else "")
 
-    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:  # type: ignore[override]
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         candidates = context.candidate_subset
         if candidates.is_empty:
             return dg.AutomationResult(context, true_subset=candidates)

@@ -43,7 +43,7 @@ class ProviderPools:
         limits: dict[str, int],
         *,
         poll_s: float = 0.25,
-        log: object | None = None,
+        log: dg.DagsterLogManager | None = None,
     ) -> None:
         self.instance = instance
         self.run_id = run_id
@@ -81,7 +81,7 @@ class ProviderPools:
         try:
             while not storage.claim_concurrency_slot(pool, self.run_id, step_key).is_claimed:
                 if not told and time.monotonic() - start > 1.0 and self.log is not None:
-                    self.log.info(f"waiting for a slot of Dagster pool {pool!r}")  # type: ignore[attr-defined]
+                    self.log.info(f"waiting for a slot of Dagster pool {pool!r}")
                     told = True
                 time.sleep(self.poll_s)
             yield

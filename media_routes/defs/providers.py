@@ -167,11 +167,11 @@ class ProviderHub(dg.ConfigurableResource):
 
 def _env(name: str) -> str | None:
     """``dg.EnvVar(name)`` when the variable is set (resolved in the run worker), else None (route rejected)."""
-    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None  # type: ignore[return-value]
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
 
 
 def _env_or(name: str, default: str) -> str:
-    return dg.EnvVar(name) if os.environ.get(name, "").strip() else default  # type: ignore[return-value]
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else default
 
 
 def provider_hub_from_env(state_dir: str) -> ProviderHub:

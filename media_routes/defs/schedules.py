@@ -20,9 +20,9 @@ import dagster as dg
 from dagster._utils.schedules import get_latest_completed_cron_tick
 
 from media_routes.defs.jobs import campaign_stills_job
-from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.resources import CampaignCatalog
 from media_routes.spec import Campaign, SpecError, load_all
+from media_routes.stages import CAMPAIGN_DIMENSION
 
 TICK_MINUTES = 5
 TICK_CRON = f"*/{TICK_MINUTES} * * * *"
@@ -87,7 +87,7 @@ def campaign_refresh_schedule(
         good,
         bad,
         tick_time=tick_time,
-        registered=lambda cid: context.instance.has_dynamic_partition(campaign_partitions.name, cid),
+        registered=lambda cid: context.instance.has_dynamic_partition(CAMPAIGN_DIMENSION, cid),
     )
     for line in log:
         context.log.info(line)

@@ -34,7 +34,7 @@ from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.resources import CampaignCatalog
 from media_routes.spec import Campaign, SpecError, load_all
 from media_routes.spec_slices import stage_slice_hashes
-from media_routes.stages import STAGES
+from media_routes.stages import CAMPAIGN_DIMENSION, STAGES
 
 
 @dataclass
@@ -103,7 +103,7 @@ def campaign_folder_sensor(context: dg.SensorEvaluationContext, campaigns: Campa
         state,
         good,
         bad,
-        registered=lambda cid: instance.has_dynamic_partition(campaign_partitions.name, cid),
+        registered=lambda cid: instance.has_dynamic_partition(CAMPAIGN_DIMENSION, cid),
         observed=lambda cid, stage: last_observed(instance, cid, stage),
     )
     for line in plan.log:

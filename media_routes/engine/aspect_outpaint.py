@@ -60,7 +60,7 @@ class OutpaintResult:
     placement: tuple[int, int, int, int]  # x, y, w, h of the original on the canvas
     delivery: np.ndarray  # canvas resized to delivery_size
     subject_mask: np.ndarray | None  # input subject mask placed on the canvas, resized to delivery size
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]  # figures; a hosted route adds "hosted_size" ("WxH")
 
 
 def _bands(cw: int, ch: int, x: int, y: int, w: int, h: int) -> list[tuple[int, int, int, int]]:
@@ -249,7 +249,7 @@ def place_on_fill(
         placed = np.zeros((ch, cw), np.uint8)
         placed[y : y + h, x : x + w] = subject_mask
         mask_out = _resize(placed, delivery_size)
-    metrics: dict[str, float] = {
+    metrics: dict[str, float | str] = {
         "canvas_w": cw,
         "canvas_h": ch,
         "expanded_px": cw * ch - w * h,
@@ -315,7 +315,7 @@ def outpaint(
             # Thin foreground (headline strokes) shrinks to partial coverage at fill resolution: count any
             # pixel a quarter covered as foreground and grow it by two pixels, so the blurred reflection
             # cannot carry a ghost of it across the seam.
-            cov = cv2.resize(subject_mask, (ow, oh), interpolation=cv2.INTER_AREA) / np.float32(255)
+            cov: np.ndarray = cv2.resize(subject_mask, (ow, oh), interpolation=cv2.INTER_AREA) / np.float32(255)
             cov = cv2.dilate(np.clip(cov * 4.0, 0.0, 1.0), np.ones((5, 5), np.uint8))
             weight = 1.0 - cov
         else:
@@ -344,7 +344,7 @@ def outpaint(
         for x0, y0, x1, y1 in _bands(cw, ch, x, y, w, h):
             # dst pixel (u, v) of the band -> small-canvas position, same convention as cv2.resize.
             m = np.array([[sx_f, 0.0, (x0 + 0.5) * sx_f - 0.5], [0.0, sy_f, (y0 + 0.5) * sy_f - 0.5]], np.float64)
-            band = cv2.warpAffine(
+            band: np.ndarray = cv2.warpAffine(
                 fill_small,
                 m,
                 (x1 - x0, y1 - y0),
@@ -366,7 +366,7 @@ def outpaint(
         mask_out = _resize(placed, (dw, dh))
 
     expanded = cw * ch - w * h
-    metrics: dict[str, float] = {
+    metrics: dict[str, float | str] = {
         "canvas_w": cw,
         "canvas_h": ch,
         "expanded_px": expanded,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import colour
 import cv2
@@ -184,7 +185,7 @@ def _headline(campaign: Campaign, size: tuple[int, int]) -> tuple[np.ndarray, di
     font = _font(campaign, hl.font, px)
     tracking = hl.tracking * px
 
-    def measure(f: ImageFont.FreeTypeFont, trk: float) -> tuple[float, tuple[int, int, int, int]]:
+    def measure(f: ImageFont.FreeTypeFont, trk: float) -> tuple[float, tuple[float, float, float, float]]:
         bbox = f.getbbox(hl.text, anchor="ls")
         return (bbox[2] - bbox[0]) + trk * max(len(hl.text) - 1, 0), bbox
 
@@ -240,7 +241,8 @@ def compose(campaign: Campaign, *, seed: int) -> BaseResult:
             placed.append({"name": layer.name, "kind": "shape", "shape": layer.shape})
         if layer.shadow is not None and layer.shadow.opacity > 0:
             dx, dy = _shadow_offset(spec, layer.shadow.distance, long_side)
-            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            # np.float32 of a nested list is a float32 array at run time; the stubs type it as a scalar
+            m = cast(np.ndarray, np.float32([[1, 0, dx], [0, 1, dy]]))  # type: ignore[arg-type]
             sh = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
             sigma = max(0.5, layer.shadow.blur * long_side)
             sh = cv2.GaussianBlur(sh, (0, 0), sigma)
@@ -262,8 +264,9 @@ def compose(campaign: Campaign, *, seed: int) -> BaseResult:
     hl = _headline(campaign, size)
     if hl is not None:
         alpha, info = hl
+        assert spec.scene.headline is not None  # _headline returns None without one
         subject = np.maximum(subject, alpha)
-        color = np.array(hex_to_rgb(spec.color(spec.scene.headline.color)), dtype=np.float32)  # type: ignore[union-attr]
+        color = np.array(hex_to_rgb(spec.color(spec.scene.headline.color)), dtype=np.float32)
         # text is set after lighting: brand type keeps its exact colour
         out = image.astype(np.float32) * (1 - alpha[..., None]) + color * alpha[..., None]
         image = np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -58,7 +58,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 class UpscaleResult:
     image: np.ndarray  # uint8 (H*f, W*f, 3)
     subject_mask: np.ndarray | None  # input subject mask resized to the output size (or None)
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]  # figures; a hosted route adds "hosted_size" ("WxH")
 
 
 @dataclass
@@ -243,7 +243,7 @@ def upscale(
         return float(num / den) if den > 1e-9 else empty
 
     has_skin = totals.skin_w > 1e-6
-    metrics: dict[str, float] = {
+    metrics: dict[str, float | str] = {
         "factor": factor,
         "tiles": n_tiles,
         "detail": float(detail),

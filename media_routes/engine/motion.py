@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TypedDict
 
 import av
 import cv2
@@ -152,6 +153,15 @@ def clean_plate(still: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.rint(still * (1.0 - a) + plate_fill * a).astype(np.uint8)
 
 
+class CameraMove(TypedDict):
+    """The camera keyword arguments of :func:`render_frames` and :func:`label_frames` (a spec's ``motion``)."""
+
+    duration_s: float
+    fps: int
+    camera: str
+    strength: float
+
+
 def render_frames(
     still: np.ndarray,
     out_size: tuple[int, int],
@@ -213,6 +223,14 @@ def _frames(
         yield np.rint(frame).astype(np.uint8)
 
 
+class _WarpFlags(TypedDict):
+    """Keyword arguments of ``cv2.warpAffine`` for a nearest-neighbour warp (typed so ``**`` checks)."""
+
+    flags: int
+    borderMode: int
+    borderValue: int
+
+
 def label_frames(
     labels: np.ndarray,
     out_size: tuple[int, int],
@@ -232,7 +250,7 @@ def label_frames(
     n = max(1, round(duration_s * fps))
     if camera == "parallax" and subject_mask is None:
         camera = "push_in"
-    nearest = {"flags": cv2.INTER_NEAREST, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
+    nearest: _WarpFlags = {"flags": cv2.INTER_NEAREST, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
     if camera != "parallax":
         for m in frame_transforms(n, camera, strength, (w, h), out_size):
             yield cv2.warpAffine(labels, m, out_size, **nearest)

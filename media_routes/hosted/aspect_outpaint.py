@@ -66,5 +66,5 @@ def outpaint_hosted(
                 ),
             )
     result = place_on_fill(image, fill, fmt.aspect, delivery_size, anchor=anchor, subject_mask=subject_mask)
-    result.metrics["hosted_size"] = f"{fill.shape[1]}x{fill.shape[0]}"  # type: ignore[assignment]
+    result.metrics["hosted_size"] = f"{fill.shape[1]}x{fill.shape[0]}"
     return result

@@ -58,7 +58,7 @@ def fix_hosted(stage: HostedStage, image: np.ndarray) -> InpaintResult:
                 )
                 gen = fit(generated, (w, h))
                 rgba = np.dstack([np.where(alpha[..., None] > 0, gen, 0).astype(np.uint8), alpha])
-                metrics = {"mask_px": int((hard > 0).sum()), "feathered_px": int((alpha > 0).sum())}
+                metrics: dict[str, float] = {"mask_px": int((hard > 0).sum()), "feathered_px": int((alpha > 0).sum())}
                 layer = FixLayer(name=fix.name, action=fix.action, alpha=alpha, rgba=rgba, metrics=metrics)
             current = blend_layer(current, layer)  # only where alpha > 0: the rest stays byte-identical
             union = np.maximum(union, layer.alpha)

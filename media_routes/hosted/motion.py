@@ -85,7 +85,8 @@ class HostedClip:
         for frame in self.frames():
             gray = cv2.cvtColor(fit(frame, small), cv2.COLOR_RGB2GRAY).astype(np.float32)
             try:
-                _, warp = cv2.findTransformECC(gray, ref, warp.copy(), cv2.MOTION_AFFINE, criteria, None, 5)
+                # the stubs want a mask array when gaussFiltSize is given; OpenCV takes None (no mask)
+                _, warp = cv2.findTransformECC(gray, ref, warp.copy(), cv2.MOTION_AFFINE, criteria, None, 5)  # type: ignore[call-overload]
             except cv2.error:
                 failures += 1  # keep the previous warp
             full = warp.astype(np.float64).copy()

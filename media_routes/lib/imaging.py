@@ -51,6 +51,7 @@ def encode_png(image: np.ndarray, *, compress_level: int = 3) -> bytes:
 
 
 def decode_png(data: bytes) -> np.ndarray:
+    im: Image.Image  # Image.open gives an ImageFile, convert() a plain Image
     with Image.open(io.BytesIO(data)) as im:
         im.load()
         if im.mode not in ("RGB", "RGBA", "L"):

@@ -20,7 +20,7 @@ def skin_mask(image: np.ndarray) -> np.ndarray:
     ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
     y, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
     raw = (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1]) & (y > SKIN_Y_MIN)
-    mask = raw.astype(np.uint8) * 255
+    mask: np.ndarray = raw.astype(np.uint8) * 255
     k = max(3, (round(max(image.shape[:2]) / 256) | 1))  # 5 px at 1024
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -57,7 +57,9 @@ class Palette:
         return Palette(
             self.names,
             self.hexes,
-            tuple(tuple(float(v) for v in offsets.get(n, zero)) for n in self.names),
+            tuple(
+                cast("tuple[float, float, float]", tuple(float(v) for v in offsets.get(n, zero))) for n in self.names
+            ),
         )
 
 

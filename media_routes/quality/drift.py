@@ -21,6 +21,7 @@ detail alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -62,13 +63,23 @@ def align(
     return to_work(reference, size), to_work(output, size)
 
 
+class DriftSummary(TypedDict):
+    """:meth:`DriftReport.summary`: the grid figures are always there, the other two only when measured."""
+
+    grid_delta_e_mean: float
+    grid_delta_e_p95: float
+    grid_delta_e_max: float
+    shadow_chroma_retention: float | None
+    ssim_outside: float | None
+
+
 @dataclass
 class DriftReport:
     grid_delta_e: np.ndarray  # (GRID, GRID)
     shadow_chroma_retention: float | None
     ssim_outside: float | None
 
-    def summary(self) -> dict[str, float | None]:
+    def summary(self) -> DriftSummary:
         g = self.grid_delta_e
         return {
             "grid_delta_e_mean": round(float(g.mean()), 4),

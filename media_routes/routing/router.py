@@ -256,7 +256,7 @@ def plan_stage(campaign: Campaign, stage: str, format_key: str | None, ctx: Rout
 
 def plan_campaign(campaign: Campaign, ctx: RouterContext) -> list[RoutePlan]:
     """The plans of every stage; stages 5-6 once per format the spec lists."""
-    plans = []
+    plans: list[RoutePlan] = []
     for stage in STAGES:
         if stage in FORMAT_STAGES:
             plans.extend(plan_stage(campaign, stage, f, ctx) for f in campaign.spec.formats)

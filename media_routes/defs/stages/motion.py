@@ -14,7 +14,7 @@ from media_routes.defs.stages.checks import CHECK_DRIFT, warn_check
 from media_routes.defs.stages.declare import StageConfig, stage_asset
 from media_routes.defs.stages.stage_io import begin_stage
 from media_routes.engine.encode_attempts import Encode, best_encode
-from media_routes.engine.motion import decode_frames, encode_mp4, label_frames, probe_mp4, render_frames
+from media_routes.engine.motion import CameraMove, decode_frames, encode_mp4, label_frames, probe_mp4, render_frames
 from media_routes.formats import get_format
 from media_routes.hosted.motion import animate_hosted
 from media_routes.lib.media import MediaRef
@@ -67,7 +67,7 @@ def motion(
     still = run.load(aspect_outpaint.uri)
     subject = run.load_layer(aspect_outpaint, "subject_mask")
     labels = run.load_layer(aspect_outpaint, "brand_labels")
-    move = {"duration_s": m.duration_s, "fps": m.fps, "camera": m.camera, "strength": m.strength}
+    move: CameraMove = {"duration_s": m.duration_s, "fps": m.fps, "camera": m.camera, "strength": m.strength}
     aspect = f"{fmt.aspect_w}:{fmt.aspect_h}"
     # local: the camera move is rendered while encoding (below); hosted: the provider's clip, joined,
     # resampled and with the still's brand map carried into each frame by an ECC-estimated warp

@@ -177,7 +177,7 @@ class Postgres:
     log: Path
     user: str | None  # the OS user the server runs as (postgres refuses root)
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
         cmd = [str(a) for a in args]
         if self.user:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
@@ -411,7 +411,7 @@ class Topology:
         body = r.json()
         if body.get("errors"):
             raise RehearsalFailed(f"GraphQL errors: {body['errors']}")
-        return body["data"]  # type: ignore[no-any-return]
+        return body["data"]
 
     def instance(self) -> Any:
         import dagster as dg

@@ -155,7 +155,7 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-_VIDEO_CACHE: dict[tuple[int, int, int], bytes] = {}
+_VIDEO_CACHE: dict[tuple[int, int, int, str], bytes] = {}
 _VIDEO_LOCK = threading.Lock()
 
 
@@ -408,6 +408,7 @@ class KlingStub(StubServer[RecordedRequest]):
                     raise KlingApiError(1002, f"bad header {authorization}")
                 else:
                     raise KlingApiError(int(fault.options["code"]), fault.options.get("message"))
+            data: dict[str, Any] | list[dict[str, Any]]
             if route == "create":
                 data = self._create(body)
             elif route == "query":

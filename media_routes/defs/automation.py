@@ -27,6 +27,7 @@ import dagster as dg
 from media_routes import approvals
 from media_routes.defs.partitions import split_campaign_format
 from media_routes.lineage import latest_record
+from media_routes.settings import sensor_interval_s
 from media_routes.spec import load_all
 
 
@@ -115,7 +116,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "stage_automation",
     target=dg.AssetSelection.all(),
     default_status=_automation_default_status(),
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=sensor_interval_s(),
     use_user_code_server=True,
     description="Evaluates the stages' automation conditions: each stage follows its inputs; formats only "
     "where the campaign lists them; motion only after approval where the campaign requires it.",

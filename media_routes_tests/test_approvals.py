@@ -37,6 +37,7 @@ def _motion(instance, resources) -> tuple[bool, str]:  # type: ignore[no-untyped
     return False, failure.dagster_event.step_failure_data.error.message  # type: ignore[union-attr]
 
 
+@pytest.mark.integration
 def test_motion_waits_for_approval_then_runs(instance, resources, required: str) -> None:  # type: ignore[no-untyped-def]
     ok, message = _motion(instance, resources)
     assert not ok and "waiting for approval" in message and "media-routes approve tower 16x9" in message
@@ -48,12 +49,14 @@ def test_motion_waits_for_approval_then_runs(instance, resources, required: str)
     assert row["approval"]["note"] == "ship it" and row["approval"]["at"]
 
 
+@pytest.mark.integration
 def test_rejection_blocks_motion(instance, resources, required: str) -> None:  # type: ignore[no-untyped-def]
     approvals.record(instance, "tower", "16x9", approved=False, still_hash=required, by="ben", note="logo too small")
     ok, message = _motion(instance, resources)
     assert not ok and "rejected by ben" in message and "logo too small" in message
 
 
+@pytest.mark.integration
 def test_an_approval_covers_only_the_still_that_was_reviewed(instance, resources, required: str) -> None:  # type: ignore[no-untyped-def]
     approvals.record(instance, "tower", "16x9", approved=True, still_hash=required, by="ana")
     # the base is re-rolled after the approval (new texture seed), so a new still comes down the chain
@@ -65,6 +68,7 @@ def test_an_approval_covers_only_the_still_that_was_reviewed(instance, resources
     assert not ok and "was for still" in message
 
 
+@pytest.mark.integration
 def test_review_job_records_an_approval_from_the_ui(instance, resources, required: str) -> None:  # type: ignore[no-untyped-def]
     result = review_still.execute_in_process(
         run_config={"ops": {"record_review": {"config": {"campaign": "tower", "format": "16x9", "reviewer": "ui"}}}},
@@ -75,6 +79,7 @@ def test_review_job_records_an_approval_from_the_ui(instance, resources, require
     assert _motion(instance, resources) == (True, "")
 
 
+@pytest.mark.integration
 def test_auto_approval_needs_nothing(instance, resources) -> None:  # type: ignore[no-untyped-def]
     register_campaigns(instance, ["tower"])
     assert materialize_stages(instance, resources, STILLS, "tower").success

@@ -32,6 +32,8 @@ from media_routes.lineage import latest_record, trace
 from media_routes_tests.conftest import FAST, write_campaign
 from media_routes_tests.services import Deployment, local_deployment, wait_for
 
+pytestmark = pytest.mark.deployment
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new",

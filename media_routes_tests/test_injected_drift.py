@@ -21,6 +21,8 @@ from media_routes.lineage import trace
 from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
 from media_routes_tests.test_quality_drift import crush_shadows, hue_shift
 
+pytestmark = pytest.mark.integration
+
 
 def _run(instance, resources, campaign: str, fmt: str) -> list[bool]:  # type: ignore[no-untyped-def]
     register_campaigns(instance, [campaign])

@@ -13,6 +13,8 @@ from media_routes.lineage import materialization_count, trace
 from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
 from media_routes.spec import STAGES
 
+pytestmark = pytest.mark.integration
+
 
 def _local(store, uri: str) -> Path:  # type: ignore[no-untyped-def]
     path = store.local_path(uri)

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from media_routes_tests.services import require_postgres
+
+pytestmark = pytest.mark.deployment
 
 
 def test_rehearsal_of_the_production_topology(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from media_routes_tests.shared_render import rendered, rendered_copy  # noqa: F401
 from media_routes_tests.tiers import _dagster_runs_only_in_marked_tests, pytest_collection_modifyitems  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,6 +13,7 @@ from media_routes.cli import main
 from media_routes.defs.review import review_still
 from media_routes.lineage import trace
 from media_routes.pipeline import materialize_stages, register_campaigns
+from media_routes_tests.shared_render import GROUP
 
 STILLS = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
 
@@ -80,10 +81,13 @@ def test_review_job_records_an_approval_from_the_ui(instance, resources, require
 
 
 @pytest.mark.integration
-def test_auto_approval_needs_nothing(instance, resources) -> None:  # type: ignore[no-untyped-def]
-    register_campaigns(instance, ["tower"])
-    assert materialize_stages(instance, resources, STILLS, "tower").success
-    assert materialize_stages(instance, resources, ["aspect_outpaint", "motion"], "tower|16x9").success
+@GROUP
+def test_auto_approval_needs_nothing(rendered) -> None:  # type: ignore[no-untyped-def]
+    # 'tower' (approval: auto) rendered once for the session (shared_render.py): its stills run, then
+    # aspect_outpaint and motion of tower x 16x9 in one run, with no approval recorded
+    assert rendered.runs["tower"] and rendered.runs["tower|16x9"]
+    assert approvals.latest(rendered.instance, "tower", "16x9") is None
+    assert [r["stage"] for r in trace(rendered.instance, "tower", ["16x9"])][-1] == "motion"
 
 
 def test_cli_approve_without_a_still(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -43,6 +43,7 @@ from media_routes.credits.backends import (
 from media_routes_tests.services import BIN, rehearse_module, require_postgres
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.xdist_group("credits_shared")  # one PostgreSQL + moto server for the module, one worker
 MODEL = "gemini-2.5-flash-image"  # 3.9 credits per image in prices.yaml
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -32,7 +32,8 @@ from media_routes.lineage import latest_record, trace
 from media_routes_tests.conftest import FAST, write_campaign
 from media_routes_tests.services import Deployment, local_deployment, wait_for
 
-pytestmark = pytest.mark.deployment
+# one webserver + daemon (the module-scoped ``deployment``) for the module: its tests stay on one xdist worker
+pytestmark = [pytest.mark.deployment, pytest.mark.xdist_group("deployment_ui")]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

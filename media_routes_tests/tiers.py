@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 
 TIERS = ("integration", "deployment")
-RUN_FIXTURES = {"resources", "hosted", "rendered"}  # with ``instance``, or on their own for ``rendered``
+RUN_FIXTURES = {"resources", "hosted"}  # with ``instance``; ``rendered`` (shared_render.py) on its own
 SERVICE_FIXTURES = {"deployment", "pg", "pg_url", "s3_url", "bucket", "s3_endpoint"}
 
 
@@ -35,7 +35,7 @@ def tier_problems(items: list[pytest.Item]) -> list[str]:
         marks = _marks(item)
         if names & SERVICE_FIXTURES and "deployment" not in marks:
             problems.append(f"{item.nodeid}: uses {sorted(names & SERVICE_FIXTURES)}, mark it deployment")
-        runs = ("instance" in names and names & RUN_FIXTURES) or "rendered" in names
+        runs = ("instance" in names and names & RUN_FIXTURES) or "rendered" in names  # rendered_copy needs it
         if runs and not marks:
             problems.append(f"{item.nodeid}: uses the Dagster-run fixtures, mark it integration")
     return problems
@@ -45,8 +45,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     problems = tier_problems(items)
     if problems:
         raise pytest.UsageError("tests in the wrong tier (media_routes_tests/tiers.py):\n" + "\n".join(problems))
-    # the long deployment tests first (stable otherwise), so under xdist they start at once on both workers
-    items.sort(key=lambda item: 0 if item.get_closest_marker("deployment") else 1)
+    # the long deployment tests first, the longest two first of all (stable otherwise): under xdist they start
+    # at once, one on each worker, while the rest fills in around them
+    items.sort(key=_order)
+
+
+SLOWEST = ("test_rehearsal.py", "test_deployment_ui.py")
+
+
+def _order(item: pytest.Item) -> int:
+    if item.get_closest_marker("deployment") is None:
+        return len(SLOWEST) + 1
+    name = item.path.name
+    return SLOWEST.index(name) if name in SLOWEST else len(SLOWEST)
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,17 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rendered]:
         yield Rendered(instance, resources, root / "campaigns", runs, root)
 
 
-@pytest.fixture
-def rendered_copy(rendered: Rendered, tmp_path: Path) -> Iterator[Rendered]:
-    root = tmp_path / "rendered"
+@contextmanager
+def copy_of(rendered: Rendered, root: Path) -> Iterator[Rendered]:
+    """A fresh instance under ``root`` holding a copy of ``rendered``'s state, with its own specs folder."""
     shutil.copytree(rendered.root / "instance", root / "instance")
     shutil.copytree(rendered.root / "campaigns", root / "campaigns")
     shutil.copytree(rendered.root / "media", root / "media", copy_function=os.link)  # files are never rewritten
     with dg.instance_for_test(temp_dir=str(root / "instance")) as instance:
         yield Rendered(instance, _resources(root), root / "campaigns", dict(rendered.runs), root)
+
+
+@pytest.fixture
+def rendered_copy(rendered: Rendered, tmp_path: Path) -> Iterator[Rendered]:
+    with copy_of(rendered, tmp_path / "rendered") as copy:
+        yield copy

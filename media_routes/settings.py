@@ -42,3 +42,18 @@ def state_dir() -> Path:
     if os.environ.get(ENV_STATE_DIR):
         return Path(os.environ[ENV_STATE_DIR]).expanduser().resolve()
     return dagster_home() / "credits"
+
+
+ENV_SENSOR_INTERVAL_S = "MEDIA_ROUTES_SENSOR_INTERVAL_S"
+DEFAULT_SENSOR_INTERVAL_S = 30
+
+
+def sensor_interval_s() -> int:
+    """``minimum_interval_seconds`` of the campaign folder sensor and of the automation sensor: 30, or
+    $MEDIA_ROUTES_SENSOR_INTERVAL_S (the deployment tests set 5 so they do not wait out 30 s ticks)."""
+    value = os.environ.get(ENV_SENSOR_INTERVAL_S, "").strip()
+    if not value:
+        return DEFAULT_SENSOR_INTERVAL_S
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{ENV_SENSOR_INTERVAL_S} must be a whole number of seconds >= 1, not {value!r}")
+    return int(value)

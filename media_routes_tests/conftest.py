@@ -9,6 +9,8 @@ import dagster as dg
 import pytest
 
 from media_routes.testing.campaigns import FAST, write_campaign
+from media_routes_tests.shared_render import rendered, rendered_copy  # noqa: F401
+from media_routes_tests.tiers import _dagster_runs_only_in_marked_tests, pytest_collection_modifyitems  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 

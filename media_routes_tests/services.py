@@ -109,6 +109,7 @@ def local_deployment(root: Path, *, daemon: bool = True) -> Iterator[Deployment]
             "MEDIA_ROUTES_MEDIA_ROOT": str(root / "media"),
             "DAGSTER_DISABLE_TELEMETRY": "1",
             "PYTHONUNBUFFERED": "1",
+            "MEDIA_ROUTES_SENSOR_INTERVAL_S": "5",  # sensor and automation ticks every 5 s, not 30 (settings.py)
         },
     )
     workspace = str(REPO / "workspace.yaml")

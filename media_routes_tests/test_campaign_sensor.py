@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from media_routes.definitions import build_definitions
 from media_routes.defs.resources import CampaignCatalog
 from media_routes.defs.sensors import campaign_folder_sensor
 from media_routes.pipeline import materialize_stages
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """In memory: the same SQL event log as the on-disk SQLite of ``instance_for_test``, without a new
+    connection per query (an automation tick reads the dynamic partitions hundreds of times: ~5x faster)."""
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
 
 
 def _tick(instance: dg.DagsterInstance, campaigns_dir: Path, cursor: str | None) -> dg.SensorResult:
@@ -69,8 +81,24 @@ STILLS = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
 
 
 ALL = [*STILLS, "aspect_outpaint", "motion"]
+_SERIAL = itertools.count()
 
 
+def _made(instance: dg.DagsterInstance, stages: list[str], partition: str, seed: int = 0) -> None:
+    """What a run of ``stages`` for ``partition`` leaves in the instance, without rendering: one runless
+    materialization per stage, in pipeline order, each with a new ``output_hash``. That is all the sensor and
+    the automation read (that a stage was made after its inputs; for approvals, the still's hash); the
+    rendering itself is tested for real in test_pipeline.py and in the tests here that use ``resources``."""
+    for stage in [s for s in ALL if s in stages]:
+        digest = hashlib.sha256(f"{stage}|{partition}|{seed}|{next(_SERIAL)}".encode()).hexdigest()
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=stage, partition=partition, metadata={"output_hash": digest, "seed": seed}
+            )
+        )
+
+
+@pytest.mark.integration
 def test_new_specs_become_partitions_then_stills_then_formats(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
     assert automation.tick() == {}  # the daemon's first evaluation, before anything happened
@@ -89,15 +117,19 @@ def test_new_specs_become_partitions_then_stills_then_formats(instance, resource
     assert _observed(_tick(instance, campaigns_dir, first.cursor)) == {}  # nothing changed
 
 
-def _settled(instance, resources, campaigns_dir, automation: Automation) -> str:  # type: ignore[no-untyped-def]
-    """Sensor cursor after both example campaigns were registered and their stills made; the
-    automation has seen the stills (and requested their formats, which are not made here)."""
+def _settled(instance, campaigns_dir, automation: Automation, resources=None) -> str:  # type: ignore[no-untyped-def]
+    """Sensor cursor after both example campaigns were registered and their stills made (rendered with
+    ``resources``, else seeded with runless materializations); the automation has seen the stills (and
+    requested their formats, which are not made here)."""
     automation.tick()
     first = _tick(instance, campaigns_dir, None)
     _apply(instance, first)
     assert set(automation.tick()) == set(STILLS)
     for cid in ("shoe", "tower"):
-        assert materialize_stages(instance, resources, STILLS, cid).success
+        if resources is None:
+            _made(instance, STILLS, cid)
+        else:
+            assert materialize_stages(instance, resources, STILLS, cid).success
     assert set(automation.tick()) == {"aspect_outpaint", "motion"}
     assert automation.tick() == {}  # a later tick (the requested runs would be under way)
     return _tick(instance, campaigns_dir, first.cursor).cursor  # type: ignore[return-value]
@@ -112,9 +144,10 @@ def _stale(instance: dg.DagsterInstance, campaigns_dir: Path, media_root: Path) 
     return {s: resolver.get_status(dg.AssetKey(s), "shoe").value for s in STILLS}
 
 
+@pytest.mark.integration
 def test_editing_a_fix_reruns_from_inpaint_fix_only(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
-    cursor = _settled(instance, resources, campaigns_dir, automation)
+    cursor = _settled(instance, campaigns_dir, automation, resources)
     assert set(_stale(instance, campaigns_dir, tmp_path / "media").values()) == {"FRESH"}
     _edit(campaigns_dir, "shoe", lambda d: d["fixes"][1].__setitem__("feather", 8))
     result = _tick(instance, campaigns_dir, cursor)
@@ -134,21 +167,20 @@ def test_editing_a_fix_reruns_from_inpaint_fix_only(instance, resources, campaig
     assert follow == {"aspect_outpaint": ["shoe|1x1", "shoe|9x16"], "motion": ["shoe|1x1", "shoe|9x16"]}
 
 
-def test_a_stage_rerolled_alone_is_followed_by_its_descendants(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_stage_rerolled_alone_is_followed_by_its_descendants(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
-    _settled(instance, resources, campaigns_dir, automation)
+    _settled(instance, campaigns_dir, automation)
     # e.g. one stage re-rolled alone from the UI: the rest of the campaign's chain in one run, then its formats
-    seeds = {"lighting_iteration": 5}
-    assert materialize_stages(instance, resources, ["lighting_iteration"], "tower", seeds=seeds).success
+    _made(instance, ["lighting_iteration"], "tower", seed=5)
     assert automation.tick() == {"inpaint_fix": ["tower"], "k_upscale": ["tower"]}
-    assert materialize_stages(instance, resources, ["inpaint_fix", "k_upscale"], "tower").success
+    _made(instance, ["inpaint_fix", "k_upscale"], "tower")
     assert automation.tick() == {"aspect_outpaint": ["tower|16x9"], "motion": ["tower|16x9"]}
 
 
-def test_editing_motion_reruns_only_motion_for_each_format(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_editing_motion_reruns_only_motion_for_each_format(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
-    cursor = _settled(instance, resources, campaigns_dir, automation)
-    assert materialize_stages(instance, resources, ["aspect_outpaint", "motion"], "tower|16x9").success
+    cursor = _settled(instance, campaigns_dir, automation)
+    _made(instance, ["aspect_outpaint", "motion"], "tower|16x9")
     assert automation.tick() == {}
     _edit(campaigns_dir, "tower", lambda d: d["motion"].__setitem__("camera", "push_in"))
     _edit(campaigns_dir, "tower", lambda d: d["motion"].__setitem__("strength", 0.2))
@@ -158,17 +190,17 @@ def test_editing_motion_reruns_only_motion_for_each_format(instance, resources, 
     assert automation.tick() == {"motion": ["tower|16x9"]}
 
 
-def test_adding_a_format_runs_only_that_format(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_adding_a_format_runs_only_that_format(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
-    cursor = _settled(instance, resources, campaigns_dir, automation)
+    cursor = _settled(instance, campaigns_dir, automation)
     _edit(campaigns_dir, "tower", lambda d: d.__setitem__("formats", ["16x9", "4x5"]))
     result = _tick(instance, campaigns_dir, cursor)
     assert _observed(result) == {}  # no stage's slice changed
     assert automation.tick() == {"aspect_outpaint": ["tower|4x5"], "motion": ["tower|4x5"]}
 
 
-def test_invalid_spec_is_skipped_and_the_others_go_on(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    cursor = _settled(instance, resources, campaigns_dir, Automation(instance, campaigns_dir, tmp_path / "media"))
+def test_invalid_spec_is_skipped_and_the_others_go_on(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cursor = _settled(instance, campaigns_dir, Automation(instance, campaigns_dir, tmp_path / "media"))
     _edit(campaigns_dir, "tower", lambda d: d.__setitem__("formats", ["2x1"]))
     _edit(campaigns_dir, "shoe", lambda d: d["upscale"].__setitem__("detail", 0.3))
     result = _tick(instance, campaigns_dir, cursor)
@@ -177,10 +209,8 @@ def test_invalid_spec_is_skipped_and_the_others_go_on(instance, resources, campa
     assert "tower" in state and not state["tower"].get("deleted")  # last good state kept
 
 
-def test_deleted_spec_keeps_its_partition_and_is_no_longer_acted_on(
-    instance, resources, campaigns_dir, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    cursor = _settled(instance, resources, campaigns_dir, Automation(instance, campaigns_dir, tmp_path / "media"))
+def test_deleted_spec_keeps_its_partition_and_is_no_longer_acted_on(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cursor = _settled(instance, campaigns_dir, Automation(instance, campaigns_dir, tmp_path / "media"))
     shutil.rmtree(campaigns_dir / "tower")
     result = _tick(instance, campaigns_dir, cursor)
     assert _observed(result) == {}
@@ -189,9 +219,9 @@ def test_deleted_spec_keeps_its_partition_and_is_no_longer_acted_on(
     assert _observed(_tick(instance, campaigns_dir, result.cursor)) == {}
 
 
-def test_a_lost_cursor_reruns_nothing(instance, resources, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_lost_cursor_reruns_nothing(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
-    _settled(instance, resources, campaigns_dir, automation)
+    _settled(instance, campaigns_dir, automation)
     again = _tick(instance, campaigns_dir, None)  # e.g. the sensor was reset
     assert _observed(again) == {} and not again.dynamic_partitions_requests
 
@@ -208,9 +238,7 @@ def test_automation_sensor_runs_by_default_in_the_code_location() -> None:
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
 
 
-def test_approval_required_makes_stills_and_waits_for_approval_before_motion(
-    instance, resources, campaigns_dir, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+def test_approval_required_makes_stills_and_waits_for_approval_before_motion(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from media_routes import approvals
     from media_routes.lineage import trace
 
@@ -220,13 +248,13 @@ def test_approval_required_makes_stills_and_waits_for_approval_before_motion(
     first = _tick(instance, campaigns_dir, None)
     _apply(instance, first)
     assert automation.tick() == {stage: ["shoe", "tower"] for stage in STILLS}
-    assert materialize_stages(instance, resources, STILLS, "tower").success
+    _made(instance, STILLS, "tower")
     assert automation.tick() == {"aspect_outpaint": ["tower|16x9"]}  # the still, no motion yet
-    assert materialize_stages(instance, resources, ["aspect_outpaint"], "tower|16x9").success
+    _made(instance, ["aspect_outpaint"], "tower|16x9")
     assert automation.tick() == {}  # waiting for a human
 
     still = next(r for r in trace(instance, "tower", ["16x9"]) if r["stage"] == "aspect_outpaint")["output_hash"]
     approvals.record(instance, "tower", "16x9", approved=True, still_hash=still, by="ana")
     assert automation.tick() == {"motion": ["tower|16x9"]}
-    assert materialize_stages(instance, resources, ["motion"], "tower|16x9").success
+    _made(instance, ["motion"], "tower|16x9")  # the motion stage's own approval gate: test_approvals.py
     assert automation.tick() == {}

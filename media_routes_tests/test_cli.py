@@ -38,6 +38,7 @@ def test_validate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "cannot read" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_demo_trace_reroll(home: Path, campaigns_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "deliverables"
     rc = main(["demo", "--out", str(out_dir), "--campaign", "tower", "--campaigns-dir", str(campaigns_dir)])

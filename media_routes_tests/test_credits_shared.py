@@ -43,6 +43,7 @@ from media_routes.credits.backends import (
 from media_routes.testing import rehearsal
 from media_routes_tests.services import require_postgres
 
+pytestmark = pytest.mark.xdist_group("credits_shared")  # one PostgreSQL + moto server for the module, one worker
 MODEL = "gemini-2.5-flash-image"  # 3.9 credits per image in prices.yaml
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -183,6 +184,7 @@ def _machine(state_dir: str, key: str, count_file: str, barrier: Any, out: Any) 
     out.put((res.hit, res.data, started, backends + (type(cache_.blobs).__name__,), res.uri))
 
 
+@pytest.mark.deployment
 def test_two_machines_sharing_postgres_and_s3_make_one_call(
     pg_url: str, bucket: str, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,7 +273,7 @@ def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.deployment)])
 def test_ledger_answers_are_the_same_on_sqlite_and_postgres(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -311,6 +313,7 @@ _HIT_TYPE = (
 # -- orphan repair, concurrency inside one process -----------------------------------------------------------
 
 
+@pytest.mark.deployment
 def test_a_paid_result_whose_ledger_row_was_lost_is_booked_once_on_postgres(
     pg_url: str, bucket: str, s3_url: str
 ) -> None:
@@ -331,6 +334,7 @@ def test_a_paid_result_whose_ledger_row_was_lost_is_booked_once_on_postgres(
     ]
 
 
+@pytest.mark.deployment
 def test_threads_of_one_worker_pay_once_with_the_advisory_lock(pg_url: str, bucket: str, s3_url: str) -> None:
     cache_ = _shared_cache(pg_url, bucket, s3_url)
     ledger = Ledger(PostgresDB(pg_url), PriceTable.from_yaml())
@@ -364,6 +368,7 @@ def test_threads_of_one_worker_pay_once_with_the_advisory_lock(pg_url: str, buck
 # -- the bytes on S3 -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.deployment
 def test_a_tampered_s3_object_raises_and_is_never_paid_again(pg_url: str, bucket: str, s3_url: str) -> None:
     cache_ = _shared_cache(pg_url, bucket, s3_url)
     ledger = Ledger(PostgresDB(pg_url), PriceTable.from_yaml())
@@ -381,6 +386,7 @@ def test_a_tampered_s3_object_raises_and_is_never_paid_again(pg_url: str, bucket
     assert _s3(s3_url).get_object(Bucket=bucket, Key=object_key)["Body"].read() == b"tampered"  # left as evidence
 
 
+@pytest.mark.deployment
 def test_s3_results_are_write_once_and_a_deleted_object_is_a_clean_miss(pg_url: str, bucket: str, s3_url: str) -> None:
     cache_ = _shared_cache(pg_url, bucket, s3_url)
     key = _key()
@@ -411,6 +417,7 @@ def _hold_and_hang(url: str, bucket: str, s3_url: str, key: str, held: Any) -> N
     _shared_cache(url, bucket, s3_url).get_or_call(key, paid)
 
 
+@pytest.mark.deployment
 def test_a_killed_lock_holder_frees_the_key_within_seconds(pg_url: str, bucket: str, s3_url: str) -> None:
     key = _key()
     ctx = mp.get_context("spawn")
@@ -439,6 +446,7 @@ def test_a_killed_lock_holder_frees_the_key_within_seconds(pg_url: str, bucket: 
 # -- configuration -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.deployment
 def test_provider_hub_picks_the_backends_from_the_environment(
     pg_url: str, bucket: str, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,6 +32,9 @@ from media_routes.lineage import latest_record, trace
 from media_routes.testing.campaigns import FAST, write_campaign
 from media_routes_tests.services import Deployment, local_deployment, wait_for
 
+# one webserver + daemon (the module-scoped ``deployment``) for the module: its tests stay on one xdist worker
+pytestmark = [pytest.mark.deployment, pytest.mark.xdist_group("deployment_ui")]
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless=new",

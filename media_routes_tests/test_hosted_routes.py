@@ -23,6 +23,8 @@ from media_routes.testing.stubs.fal_stub import FalStub
 from media_routes.testing.stubs.google_stub import GoogleStub
 from media_routes.testing.stubs.kling_stub import KlingStub
 
+pytestmark = pytest.mark.integration
+
 KEYS = {
     "GEMINI_API_KEY": "gm-test-KEY-5c0ffee5c0ffee5c0ffee",
     "FAL_KEY": "fal-test-id:fal-test-SECRET-1234567890abcdef",

@@ -19,7 +19,10 @@ import yaml
 from media_routes.drift_report import chain_rows, corrected_drift, first_exceeded
 from media_routes.lineage import trace
 from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
+from media_routes_tests.shared_render import GROUP
 from media_routes_tests.test_quality_drift import crush_shadows, hue_shift
+
+pytestmark = pytest.mark.integration
 
 
 def _run(instance, resources, campaign: str, fmt: str) -> list[bool]:  # type: ignore[no-untyped-def]
@@ -45,9 +48,11 @@ def _set_quality(campaigns_dir: Path, campaign: str, **quality: object) -> None:
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def test_clean_run_passes_every_check_and_holds_brand_colours(instance, resources) -> None:  # type: ignore[no-untyped-def]
-    assert _run(instance, resources, "shoe", "9x16") == [True, True]
-    chain = _chain(instance, "shoe", "9x16")
+@GROUP
+def test_clean_run_passes_every_check_and_holds_brand_colours(rendered) -> None:  # type: ignore[no-untyped-def]
+    # the session's clean render of 'shoe' (shared_render.py): both runs of shoe x 9x16 succeeded
+    assert [rendered.runs["shoe"], rendered.runs["shoe|9x16"]] == [True, True]
+    chain = _chain(rendered.instance, "shoe", "9x16")
     assert first_exceeded(chain) is None and corrected_drift(chain) == []
     for row in chain:
         assert row["brand_delta_e_max"] is not None and row["brand_delta_e_max"] <= 1.0, row

@@ -36,6 +36,7 @@ def test_every_stage_is_in_the_local_engine_pool_and_retries_transient_failures(
         assert asset.op.retry_policy is not None and asset.op.retry_policy.max_retries == 2, asset.key
 
 
+@pytest.mark.integration
 def test_a_broken_spec_fails_the_stage_at_once_without_retries(instance, resources, campaigns_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from media_routes.pipeline import materialize_stages
 

@@ -12,6 +12,9 @@ from media_routes.lib.imaging import decode_png
 from media_routes.lineage import materialization_count, trace
 from media_routes.pipeline import materialize_stages, plan_runs, register_campaigns
 from media_routes.stages import STAGES
+from media_routes_tests.shared_render import GROUP
+
+pytestmark = pytest.mark.integration
 
 
 def _local(store, uri: str) -> Path:  # type: ignore[no-untyped-def]
@@ -26,8 +29,11 @@ def _run_all(instance, resources, campaign: str, formats: list[str]) -> None:  #
         assert materialize_stages(instance, resources, run.stages, run.partition).success
 
 
-def test_whole_graph_one_campaign_two_formats(instance, resources) -> None:  # type: ignore[no-untyped-def]
-    _run_all(instance, resources, "shoe", ["9x16", "1x1"])
+@GROUP
+def test_whole_graph_one_campaign_two_formats(rendered) -> None:  # type: ignore[no-untyped-def]
+    # 'shoe' x 9x16, 1x1 rendered once for the session, as _run_all would (shared_render.py)
+    instance, resources = rendered.instance, rendered.resources
+    assert all(ok for p, ok in rendered.runs.items() if p.startswith("shoe"))
     store = resources["media_store"]
     rows = trace(instance, "shoe")
     by_key = {(r["stage"], r["partition"]): r for r in rows}
@@ -85,9 +91,11 @@ def _counts(instance, campaigns: list[str], formats: list[str]) -> dict[tuple[st
     return out
 
 
-def test_reroll_inpaint_fix_touches_only_downstream_of_that_campaign(instance, resources) -> None:  # type: ignore[no-untyped-def]
-    _run_all(instance, resources, "shoe", ["9x16", "1x1"])
-    _run_all(instance, resources, "tower", ["16x9"])
+@GROUP
+def test_reroll_inpaint_fix_touches_only_downstream_of_that_campaign(rendered_copy) -> None:  # type: ignore[no-untyped-def]
+    # shoe x 9x16, 1x1 and tower x 16x9 rendered as _run_all would, in a copy of the session's render
+    instance, resources = rendered_copy.instance, rendered_copy.resources
+    assert all(rendered_copy.runs.values())
     before = _counts(instance, ["shoe", "tower"], ["9x16", "1x1", "16x9"])
     fix_before = trace(instance, "shoe")
     old_fix = next(r for r in fix_before if r["stage"] == "inpaint_fix")
@@ -114,8 +122,10 @@ def test_reroll_inpaint_fix_touches_only_downstream_of_that_campaign(instance, r
     assert _local(resources["media_store"], old_fix["uri"]).is_file()
 
 
-def test_reroll_single_format(instance, resources) -> None:  # type: ignore[no-untyped-def]
-    _run_all(instance, resources, "shoe", ["9x16", "1x1"])
+@GROUP
+def test_reroll_single_format(rendered_copy) -> None:  # type: ignore[no-untyped-def]
+    instance, resources = rendered_copy.instance, rendered_copy.resources  # shoe x 9x16, 1x1 made (_run_all)
+    assert all(ok for p, ok in rendered_copy.runs.items() if p.startswith("shoe"))
     before = _counts(instance, ["shoe"], ["9x16", "1x1"])
     for run in plan_runs("shoe", ["1x1"], from_stage="aspect_outpaint"):
         assert materialize_stages(instance, resources, run.stages, run.partition, seeds={"aspect_outpaint": 5}).success
@@ -126,8 +136,11 @@ def test_reroll_single_format(instance, resources) -> None:  # type: ignore[no-u
     }
 
 
-def test_broken_spec_fails_the_run_and_keeps_earlier_outputs(instance, resources, campaigns_dir) -> None:  # type: ignore[no-untyped-def]
-    _run_all(instance, resources, "tower", ["16x9"])
+@GROUP
+def test_broken_spec_fails_the_run_and_keeps_earlier_outputs(rendered_copy) -> None:  # type: ignore[no-untyped-def]
+    # tower x 16x9 made (_run_all), in a copy of the session's render with its own specs folder
+    instance, resources, campaigns_dir = rendered_copy.instance, rendered_copy.resources, rendered_copy.campaigns_dir
+    assert rendered_copy.runs["tower"] and rendered_copy.runs["tower|16x9"]
     old = {r["stage"]: r for r in trace(instance, "tower")}
     spec = campaigns_dir / "tower" / "campaign.yaml"
     spec.write_text(spec.read_text().replace("formats:", "formatz:"))
@@ -162,8 +175,12 @@ def test_deterministic_base_for_spec_and_seed(instance, resources) -> None:  # t
     assert trace(instance, "tower")[0]["data_version"] != first
 
 
-def test_any_catalog_format_can_be_made_for_any_campaign(instance, resources) -> None:  # type: ignore[no-untyped-def]
-    # 'tower' delivers only 16x9 by default; 4x5 is not in its spec but is in the catalog
-    _run_all(instance, resources, "tower", ["4x5"])
+@GROUP
+def test_any_catalog_format_can_be_made_for_any_campaign(rendered_copy) -> None:  # type: ignore[no-untyped-def]
+    # 'tower' delivers only 16x9 by default; 4x5 is not in its spec but is in the catalog. Its stills are
+    # made (a copy of the session's render): the format run of _run_all(..., "tower", ["4x5"]) is what is left
+    instance, resources = rendered_copy.instance, rendered_copy.resources
+    (run,) = plan_runs("tower", ["4x5"], from_stage="aspect_outpaint")
+    assert materialize_stages(instance, resources, run.stages, run.partition).success
     row = next(r for r in trace(instance, "tower", ["4x5"]) if r["stage"] == "aspect_outpaint")
     assert row["partition"] == "tower|4x5" and row["size"] == [1080, 1350]

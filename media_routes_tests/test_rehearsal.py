@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from media_routes.testing import rehearsal
 from media_routes_tests.services import require_postgres
 
+pytestmark = pytest.mark.deployment
 
-def test_rehearsal_of_the_production_topology(tmp_path: Path) -> None:
+
+def test_rehearsal_of_the_production_topology(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     require_postgres()
+    monkeypatch.setenv("MEDIA_ROUTES_SENSOR_INTERVAL_S", "5")  # the folder sensor registers campaigns within 5 s
     report = rehearsal.rehearse(tmp_path / "rehearsal", campaigns=3)
     print(report)
     assert report["runs"] == 3  # one run per campaign partition

@@ -46,6 +46,7 @@ def _objects(url: str) -> dict[str, bytes]:
     return {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys}
 
 
+@pytest.mark.deployment
 def test_content_addressed_write_once_and_read_back(s3_endpoint: str, tmp_path: Path) -> None:
     store = S3MediaStore(
         s3=S3Resource(endpoint_url=s3_endpoint, region_name="us-east-1"), bucket=BUCKET, scratch=str(tmp_path)
@@ -64,6 +65,7 @@ def test_content_addressed_write_once_and_read_back(s3_endpoint: str, tmp_path: 
         store.put_bytes(b"x", prefix="../escape", ext="png")
 
 
+@pytest.mark.deployment
 def test_whole_graph_writes_its_media_to_s3_by_configuration(
     s3_endpoint: str, campaigns_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

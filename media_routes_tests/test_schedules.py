@@ -69,6 +69,7 @@ def test_a_bad_refresh_is_a_spec_error(campaigns_dir: Path, refresh: dict, reaso
     assert "refresh" in str(err.value) and reason in str(err.value)
 
 
+@pytest.mark.integration
 def test_the_schedule_runs_a_refresh_and_the_formats_follow(weekly: Path, instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     defs = build_definitions(campaigns_dir=str(weekly), media_root=str(tmp_path / "media"))
     instance.add_dynamic_partitions("campaign", ["shoe", "tower"])

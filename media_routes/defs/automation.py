@@ -26,6 +26,7 @@ import dagster as dg
 
 from media_routes import approvals
 from media_routes.lineage import latest_still_hash
+from media_routes.settings import sensor_interval_s
 from media_routes.spec import load_all
 from media_routes.stages import DECLARED, split_campaign_format
 
@@ -112,7 +113,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "stage_automation",
     target=dg.AssetSelection.all(),
     default_status=_automation_default_status(),
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=sensor_interval_s(),
     use_user_code_server=True,
     description="Evaluates the stages' automation conditions: each stage follows its inputs; formats only "
     "where the campaign lists them; motion only after approval where the campaign requires it.",

@@ -32,6 +32,7 @@ import dagster as dg
 from media_routes.defs.campaign_specs import last_observed, slice_observations
 from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.resources import CampaignCatalog
+from media_routes.settings import sensor_interval_s
 from media_routes.spec import Campaign, SpecError, load_all
 from media_routes.spec_slices import stage_slice_hashes
 from media_routes.stages import CAMPAIGN_DIMENSION, STAGES
@@ -90,7 +91,7 @@ def plan_tick(
 
 @dg.sensor(
     name="campaign_folder_sensor",
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=sensor_interval_s(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns campaign specs dropped into, edited in or removed from the campaigns folder into "
     "partitions and observations of each stage's slice of the spec; automation re-runs what changed.",

@@ -466,6 +466,7 @@ def topology(root: Path) -> Iterator[Topology]:
             "MEDIA_ROUTES_STATE_S3_BUCKET": BUCKET,  # cached provider results on S3
             "MEDIA_ROUTES_MEDIA_ROOT": str(root / "media-cache"),
             "MEDIA_ROUTES_AUTOMATION": "stopped",  # runs come from the backfills only
+            "MEDIA_ROUTES_SENSOR_INTERVAL_S": os.environ.get("MEDIA_ROUTES_SENSOR_INTERVAL_S", "30"),  # tests: 5
             "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "rehearsal",
             "AWS_SECRET_ACCESS_KEY": "rehearsal",

@@ -112,6 +112,8 @@ def local_deployment(root: Path, *, daemon: bool = True) -> Iterator[Deployment]
             "MEDIA_ROUTES_SENSOR_INTERVAL_S": "5",  # sensor and automation ticks every 5 s, not 30 (settings.py)
         },
     )
+    with dep.instance():  # create and stamp the SQLite storage once: webserver and daemon starting on an empty
+        pass  # DAGSTER_HOME at once can both stamp it ("alembic_version has more than one head")
     workspace = str(REPO / "workspace.yaml")
     commands = [[str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace]]
     if daemon:

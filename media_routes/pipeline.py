@@ -49,18 +49,17 @@ def _run_config(seeds: dict[str, int] | None, log_level: str) -> dict[str, Any]:
 
 
 def _definitions(resources: Mapping[str, Any]) -> dg.Definitions:
-    """The code location's Definitions bound to these resources (one per resources dict: they are cheap)."""
+    """The code location's Definitions bound to these resources. The last one is kept (the command line runs
+    every run of a command with the same resources); a new resources mapping builds a new one."""
     from media_routes.definitions import build_definitions
 
-    key = id(resources)
-    cached = _DEFS.get(key)
-    if cached is None or cached[0] is not resources:
-        cached = (resources, build_definitions(resources=resources))
-        _DEFS[key] = cached
-    return cached[1]
+    global _LAST
+    if _LAST is None or _LAST[0] is not resources:
+        _LAST = (resources, build_definitions(resources=resources))
+    return _LAST[1]
 
 
-_DEFS: dict[int, tuple[Mapping[str, Any], dg.Definitions]] = {}
+_LAST: tuple[Mapping[str, Any], dg.Definitions] | None = None
 
 
 def materialize_stages(

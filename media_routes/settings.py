@@ -57,3 +57,23 @@ def sensor_interval_s() -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{ENV_SENSOR_INTERVAL_S} must be a whole number of seconds >= 1, not {value!r}")
     return int(value)
+
+
+ENV_SENSOR_TICK_BUDGET_S = "MEDIA_ROUTES_SENSOR_TICK_BUDGET_S"
+DEFAULT_SENSOR_TICK_BUDGET_S = 20.0
+
+
+def sensor_tick_budget_s() -> float:
+    """Seconds of validation and instance writes one campaign folder sensor tick may spend before it leaves
+    the rest of a large drop to the next tick: 20 (the code server's sensor timeout is 60 s), or
+    $MEDIA_ROUTES_SENSOR_TICK_BUDGET_S."""
+    value = os.environ.get(ENV_SENSOR_TICK_BUDGET_S, "").strip()
+    if not value:
+        return DEFAULT_SENSOR_TICK_BUDGET_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 50:
+        raise ValueError(f"{ENV_SENSOR_TICK_BUDGET_S} must be a number of seconds in (0, 50], not {value!r}")
+    return seconds

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -14,9 +14,14 @@ import pytest
 import yaml
 
 from media_routes.definitions import build_definitions
+from media_routes.defs.campaign_specs import slice_key
 from media_routes.defs.resources import CampaignCatalog
 from media_routes.defs.sensors import campaign_folder_sensor
 from media_routes.pipeline import materialize_stages
+from media_routes.spec_index import Entry, SpecIndex
+
+STILLS = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
+ALL = [*STILLS, "aspect_outpaint", "motion"]
 
 
 @pytest.fixture
@@ -27,27 +32,44 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
-def _tick(instance: dg.DagsterInstance, campaigns_dir: Path, cursor: str | None) -> dg.SensorResult:
+@dataclass
+class Tick:
+    """What one evaluation of the sensor left in the instance, read back from the instance itself."""
+
+    observed: dict[str, list[str]]  # campaign -> stages whose spec slice got a new observation
+    registered: list[str]  # campaign partitions added
+    cursor: str | None
+
+
+def _observation_ids(instance: dg.DagsterInstance) -> int:
+    records = [
+        instance.fetch_observations(dg.AssetRecordsFilter(asset_key=slice_key(stage)), limit=1).records
+        for stage in ALL
+    ]
+    return max((r[0].storage_id for r in records if r), default=0)
+
+
+def _tick(instance: dg.DagsterInstance, campaigns_dir: Path, cursor: str | None) -> Tick:
+    before_id = _observation_ids(instance)
+    before = set(instance.get_dynamic_partitions("campaign"))
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"campaigns": CampaignCatalog(campaigns_dir=str(campaigns_dir))}
     )
-    return campaign_folder_sensor(context)
+    result = campaign_folder_sensor(context)
+    assert isinstance(result, dg.SensorResult) and not result.run_requests  # the sensor launches nothing itself
+    observed: dict[str, list[str]] = {}
+    for stage in ALL:
+        records = instance.fetch_observations(
+            dg.AssetRecordsFilter(asset_key=slice_key(stage), after_storage_id=before_id), limit=10_000
+        ).records
+        for record in records:
+            observed.setdefault(str(record.partition_key), []).append(stage)
+    registered = sorted(set(instance.get_dynamic_partitions("campaign")) - before)
+    return Tick(observed=observed, registered=registered, cursor=result.cursor)
 
 
-def _apply(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
-    """What the daemon does with a tick's spec observations and partition requests."""
-    for event in result.asset_events or []:
-        instance.report_runless_asset_event(event)
-    for req in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-
-
-def _observed(result: dg.SensorResult) -> dict[str, list[str]]:
-    """Campaign -> the stages whose spec slice the tick observed as changed."""
-    out: dict[str, list[str]] = {}
-    for event in result.asset_events or []:
-        out.setdefault(str(event.partition), []).append(event.asset_key.path[-1])
-    return out
+def _index(instance: dg.DagsterInstance, campaigns_dir: Path) -> dict[str, Entry]:
+    return SpecIndex.load(instance.daemon_cursor_storage, campaigns_dir).entries
 
 
 class Automation:
@@ -77,10 +99,6 @@ def _edit(campaigns_dir: Path, cid: str, mutate) -> None:  # type: ignore[no-unt
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-STILLS = ["base_composition", "lighting_iteration", "inpaint_fix", "k_upscale"]
-
-
-ALL = [*STILLS, "aspect_outpaint", "motion"]
 _SERIAL = itertools.count()
 
 
@@ -103,10 +121,8 @@ def test_new_specs_become_partitions_then_stills_then_formats(instance, resource
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
     assert automation.tick() == {}  # the daemon's first evaluation, before anything happened
     first = _tick(instance, campaigns_dir, None)
-    assert sorted(first.dynamic_partitions_requests[0].partition_keys) == ["shoe", "tower"]
-    assert _observed(first) == {"shoe": ALL, "tower": ALL}  # every slice of a new spec
-    assert not first.run_requests  # the sensor launches nothing itself
-    _apply(instance, first)
+    assert first.registered == ["shoe", "tower"]
+    assert first.observed == {"shoe": ALL, "tower": ALL}  # every slice of a new spec
 
     # the stills in one run per campaign; no format run may read a missing input yet
     assert automation.tick() == {stage: ["shoe", "tower"] for stage in STILLS}
@@ -114,7 +130,7 @@ def test_new_specs_become_partitions_then_stills_then_formats(instance, resource
     # then exactly the formats the spec lists (not 4x5 or 16x9), stills not repeated
     assert automation.tick() == {"aspect_outpaint": ["shoe|1x1", "shoe|9x16"], "motion": ["shoe|1x1", "shoe|9x16"]}
     assert automation.tick() == {}  # requested once
-    assert _observed(_tick(instance, campaigns_dir, first.cursor)) == {}  # nothing changed
+    assert _tick(instance, campaigns_dir, first.cursor).observed == {}  # nothing changed
 
 
 def _settled(instance, campaigns_dir, automation: Automation, resources=None) -> str:  # type: ignore[no-untyped-def]
@@ -123,7 +139,6 @@ def _settled(instance, campaigns_dir, automation: Automation, resources=None) ->
     requested their formats, which are not made here)."""
     automation.tick()
     first = _tick(instance, campaigns_dir, None)
-    _apply(instance, first)
     assert set(automation.tick()) == set(STILLS)
     for cid in ("shoe", "tower"):
         if resources is None:
@@ -151,8 +166,7 @@ def test_editing_a_fix_reruns_from_inpaint_fix_only(instance, resources, campaig
     assert set(_stale(instance, campaigns_dir, tmp_path / "media").values()) == {"FRESH"}
     _edit(campaigns_dir, "shoe", lambda d: d["fixes"][1].__setitem__("feather", 8))
     result = _tick(instance, campaigns_dir, cursor)
-    assert _observed(result) == {"shoe": ["inpaint_fix"]}  # not the base
-    _apply(instance, result)
+    assert result.observed == {"shoe": ["inpaint_fix"]}  # not the base
     # Dagster's own staleness sees the edit: inpaint_fix is stale, the stages before it are not
     stale = _stale(instance, campaigns_dir, tmp_path / "media")
     assert stale == {
@@ -185,8 +199,7 @@ def test_editing_motion_reruns_only_motion_for_each_format(instance, campaigns_d
     _edit(campaigns_dir, "tower", lambda d: d["motion"].__setitem__("camera", "push_in"))
     _edit(campaigns_dir, "tower", lambda d: d["motion"].__setitem__("strength", 0.2))
     result = _tick(instance, campaigns_dir, cursor)
-    assert _observed(result) == {"tower": ["motion"]}
-    _apply(instance, result)
+    assert result.observed == {"tower": ["motion"]}
     assert automation.tick() == {"motion": ["tower|16x9"]}
 
 
@@ -195,7 +208,7 @@ def test_adding_a_format_runs_only_that_format(instance, campaigns_dir, tmp_path
     cursor = _settled(instance, campaigns_dir, automation)
     _edit(campaigns_dir, "tower", lambda d: d.__setitem__("formats", ["16x9", "4x5"]))
     result = _tick(instance, campaigns_dir, cursor)
-    assert _observed(result) == {}  # no stage's slice changed
+    assert result.observed == {}  # no stage's slice changed
     assert automation.tick() == {"aspect_outpaint": ["tower|4x5"], "motion": ["tower|4x5"]}
 
 
@@ -204,26 +217,27 @@ def test_invalid_spec_is_skipped_and_the_others_go_on(instance, campaigns_dir, t
     _edit(campaigns_dir, "tower", lambda d: d.__setitem__("formats", ["2x1"]))
     _edit(campaigns_dir, "shoe", lambda d: d["upscale"].__setitem__("detail", 0.3))
     result = _tick(instance, campaigns_dir, cursor)
-    assert _observed(result) == {"shoe": ["k_upscale"]}
-    state = json.loads(result.cursor)  # type: ignore[arg-type]
-    assert "tower" in state and not state["tower"].get("deleted")  # last good state kept
+    assert result.observed == {"shoe": ["k_upscale"]}
+    tower = _index(instance, campaigns_dir)["tower"]
+    assert tower.error is not None and "formats" in tower.error and not tower.deleted
+    assert tower.formats == ["16x9"]  # last good state kept
 
 
 def test_deleted_spec_keeps_its_partition_and_is_no_longer_acted_on(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cursor = _settled(instance, campaigns_dir, Automation(instance, campaigns_dir, tmp_path / "media"))
     shutil.rmtree(campaigns_dir / "tower")
     result = _tick(instance, campaigns_dir, cursor)
-    assert _observed(result) == {}
-    assert json.loads(result.cursor)["tower"]["deleted"] is True  # type: ignore[arg-type]
+    assert result.observed == {}
+    assert _index(instance, campaigns_dir)["tower"].deleted is True
     assert instance.has_dynamic_partition("campaign", "tower")
-    assert _observed(_tick(instance, campaigns_dir, result.cursor)) == {}
+    assert _tick(instance, campaigns_dir, result.cursor).observed == {}
 
 
 def test_a_lost_cursor_reruns_nothing(instance, campaigns_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
     _settled(instance, campaigns_dir, automation)
     again = _tick(instance, campaigns_dir, None)  # e.g. the sensor was reset
-    assert _observed(again) == {} and not again.dynamic_partitions_requests
+    assert again.observed == {} and not again.registered
 
 
 def test_sensor_runs_by_default() -> None:
@@ -245,8 +259,7 @@ def test_approval_required_makes_stills_and_waits_for_approval_before_motion(ins
     automation = Automation(instance, campaigns_dir, tmp_path / "media")
     _edit(campaigns_dir, "tower", lambda d: d.__setitem__("approval", "required"))
     automation.tick()
-    first = _tick(instance, campaigns_dir, None)
-    _apply(instance, first)
+    _tick(instance, campaigns_dir, None)
     assert automation.tick() == {stage: ["shoe", "tower"] for stage in STILLS}
     _made(instance, STILLS, "tower")
     assert automation.tick() == {"aspect_outpaint": ["tower|16x9"]}  # the still, no motion yet

@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 from media_routes.definitions import build_definitions
-from media_routes.defs.campaign_specs import observe_campaign
+from media_routes.defs.campaign_sync import sync_campaigns
 from media_routes.defs.resources import CampaignCatalog
 from media_routes.defs.schedules import campaign_refresh_schedule, plan_refreshes, refresh_seed
 from media_routes.lineage import latest_record
-from media_routes.spec import SpecError, load_all, load_campaign
+from media_routes.spec import SpecError, load_campaign
+from media_routes.spec_index import parse_entry
 
 UTC = dt.UTC
 MONDAY_6_PARIS = dt.datetime(2026, 11, 30, 5, 0, tzinfo=UTC)  # 06:00 in Paris (UTC+1 in winter)
@@ -34,8 +35,9 @@ def weekly(campaigns_dir: Path) -> Path:
 
 
 def _plan(campaigns_dir: Path, at: dt.datetime, registered: bool = True) -> tuple[list[str], list[str]]:
-    good, bad = load_all(campaigns_dir)
-    due, log = plan_refreshes(good, bad, tick_time=at, registered=lambda cid: registered)
+    """The plan over index entries as the campaign folder sensor records them (synced = registered)."""
+    entries = {f.name: parse_entry(f, synced=registered) for f in sorted(campaigns_dir.iterdir()) if f.is_dir()}
+    due, log = plan_refreshes(entries, tick_time=at)
     return [r.campaign for r in due], log
 
 
@@ -72,9 +74,8 @@ def test_a_bad_refresh_is_a_spec_error(campaigns_dir: Path, refresh: dict, reaso
 @pytest.mark.integration
 def test_the_schedule_runs_a_refresh_and_the_formats_follow(weekly: Path, instance, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     defs = build_definitions(campaigns_dir=str(weekly), media_root=str(tmp_path / "media"))
-    instance.add_dynamic_partitions("campaign", ["shoe", "tower"])
-    for cid in ("shoe", "tower"):  # what the campaign folder sensor records when it registers them
-        observe_campaign(instance, load_campaign(weekly / cid / "campaign.yaml"), source="test")
+    report = sync_campaigns(instance, weekly)  # what a campaign folder sensor tick records
+    assert report.registered == ["shoe", "tower"]
     context = dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=MONDAY_6_PARIS,

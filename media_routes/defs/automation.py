@@ -11,7 +11,9 @@
   the current still. A format waiting for approval stays pending and runs on the first tick after
   ``media-routes approve`` (or the ``review_still`` job) records the approval.
 
-Those conditions read the campaign specs, which is Python the daemon cannot run, so the sensor that
+Those conditions read the spec index (:mod:`media_routes.spec_index`, kept by the campaign folder sensor;
+a campaign the index does not hold yet is read from its folder), which is Python the daemon cannot run, so
+the sensor that
 evaluates them runs in the code location (``use_user_code_server=True``) and is RUNNING by default:
 nothing has to be switched on in the UI (``MEDIA_ROUTES_AUTOMATION=stopped`` makes it start STOPPED, for an
 environment driven only by backfills and jobs).
@@ -27,7 +29,8 @@ import dagster as dg
 from media_routes import approvals
 from media_routes.lineage import latest_still_hash
 from media_routes.settings import sensor_interval_s
-from media_routes.spec import load_all
+from media_routes.spec import SPEC_FILENAME
+from media_routes.spec_index import Entry, SpecIndex, parse_entry
 from media_routes.stages import DECLARED, split_campaign_format
 
 
@@ -62,15 +65,26 @@ class WantedByCampaign(dg.AutomationCondition):
         candidates = context.candidate_subset
         if candidates.is_empty:
             return dg.AutomationResult(context, true_subset=candidates)
-        good, _ = load_all(Path(self.campaigns_dir))
+        campaigns_dir = Path(self.campaigns_dir)
         instance = context.asset_graph_view.instance
+        entries = SpecIndex.load(instance.daemon_cursor_storage, campaigns_dir).entries
+        unindexed: dict[str, Entry | None] = {}
+
+        def entry_of(cid: str) -> Entry | None:
+            if cid in entries:
+                return entries[cid]
+            if cid not in unindexed:  # not synced by the sensor yet (or no sensor: tests, the CLI)
+                folder = campaigns_dir / cid
+                unindexed[cid] = parse_entry(folder) if (folder / SPEC_FILENAME).is_file() else None
+            return unindexed[cid]
+
         wanted = set()
         for key in candidates.expensively_compute_partition_keys():
             cid, fmt = split_campaign_format(key)
-            campaign = good.get(cid)
-            if campaign is None or fmt not in campaign.spec.formats:
+            entry = entry_of(cid)
+            if entry is None or entry.error is not None or entry.deleted or fmt not in entry.formats:
                 continue
-            if self.motion and campaign.spec.approval == "required" and not _still_may_move(instance, cid, fmt):
+            if self.motion and entry.approval == "required" and not _still_may_move(instance, cid, fmt):
                 continue
             wanted.add(key)
         return dg.AutomationResult(context, true_subset=candidates.compute_intersection_with_partition_keys(wanted))

@@ -13,9 +13,11 @@ folder sensor and by the command line before it runs a campaign, only when the h
 the last one recorded, so an unchanged spec never re-runs anything.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
+from dagster._core.events import DagsterEventType
 
 from media_routes.defs.partitions import campaign_partitions
 from media_routes.defs.resources import CampaignCatalog
@@ -61,20 +63,41 @@ def campaign_spec(context: dg.AssetExecutionContext, campaigns: CampaignCatalog)
 SPEC_SLICE_ASSETS = [campaign_spec]
 
 
+QUERY_CHUNK = 500  # partitions per "latest observation" query
+
+
+def latest_slice_hashes(instance: dg.DagsterInstance, campaigns: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Campaign -> stage -> the slice hash last recorded, for these campaigns: one query per stage (per
+    500 campaigns), not one per campaign and stage."""
+    out: dict[str, dict[str, str]] = {}
+    for stage in STAGES:
+        for i in range(0, len(campaigns), QUERY_CHUNK):
+            tags = instance.event_log_storage.get_latest_tags_by_partition(
+                slice_key(stage),
+                DagsterEventType.ASSET_OBSERVATION,
+                [DATA_VERSION_TAG],
+                asset_partitions=list(campaigns[i : i + QUERY_CHUNK]),
+            )
+            for cid, t in tags.items():
+                if DATA_VERSION_TAG in t:
+                    out.setdefault(cid, {})[stage] = t[DATA_VERSION_TAG]
+    return out
+
+
+def queries_for(campaigns: Sequence[str]) -> int:
+    """How many queries :func:`latest_slice_hashes` makes for that many campaigns."""
+    return len(STAGES) * -(-len(campaigns) // QUERY_CHUNK)
+
+
 def last_observed(instance: dg.DagsterInstance, campaign_id: str, stage: str) -> str | None:
     """The slice hash last recorded for this campaign and stage, or None."""
-    records = instance.fetch_observations(
-        dg.AssetRecordsFilter(asset_key=slice_key(stage), asset_partitions=[campaign_id]), limit=1
-    ).records
-    if not records or records[0].asset_observation is None:
-        return None
-    return (records[0].asset_observation.tags or {}).get("dagster/data_version")
+    return latest_slice_hashes(instance, [campaign_id]).get(campaign_id, {}).get(stage)
 
 
 def changed_slices(instance: dg.DagsterInstance, campaign: Campaign) -> dict[str, str]:
     """Stage -> new slice hash, for the slices whose hash differs from the last observation."""
-    hashes = stage_slice_hashes(campaign)
-    return {s: h for s, h in hashes.items() if last_observed(instance, campaign.id, s) != h}
+    last = latest_slice_hashes(instance, [campaign.id]).get(campaign.id, {})
+    return {s: h for s, h in stage_slice_hashes(campaign).items() if last.get(s) != h}
 
 
 def slice_observations(campaign_id: str, changed: dict[str, str], *, source: str) -> list[dg.AssetObservation]:
@@ -82,7 +105,7 @@ def slice_observations(campaign_id: str, changed: dict[str, str], *, source: str
         dg.AssetObservation(
             asset_key=slice_key(stage),
             partition=campaign_id,
-            tags={"dagster/data_version": h},
+            tags={DATA_VERSION_TAG: h},
             metadata={"slice_hash": h, "observed_by": source},
         )
         for stage, h in changed.items()

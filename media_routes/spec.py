@@ -26,6 +26,7 @@ from media_routes.model_cards import CARDS
 from media_routes.stages import STAGES
 
 SPEC_FILENAME = "campaign.yaml"
+MAX_SPEC_BYTES = 1_000_000  # a spec is a page of YAML; anything larger is refused before it is parsed
 BASE_LONG_SIDE = 1024  # the "1K" blueprint
 HEX_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -567,13 +568,26 @@ def load_campaign(spec_path: Path) -> Campaign:
     spec_path = Path(spec_path)
     file = str(spec_path)
     try:
-        text = spec_path.read_text(encoding="utf-8")
+        size = spec_path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(
+                [SpecProblem(file, "(file)", f"{size:,} bytes; a spec may have at most {MAX_SPEC_BYTES:,}")]
+            )
+        raw = spec_path.read_bytes()
     except OSError as exc:
         raise SpecError([SpecProblem(file, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [SpecProblem(file, "(file)", f"not UTF-8 text: byte {exc.start} is {raw[exc.start]:#04x}")]
+        ) from None
+    try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError([SpecProblem(file, "(yaml)", f"not valid YAML: {exc}")]) from None
+        raise SpecError([SpecProblem(file, "(yaml)", f"not valid YAML: {str(exc)[:500]}")]) from None
+    except RecursionError:
+        raise SpecError([SpecProblem(file, "(yaml)", "nested too deeply")]) from None
     spec = parse_spec(data, file=file)
     problems = check_campaign_files(spec, spec_path.parent, file=file)
     if problems:

@@ -127,17 +127,23 @@ def _digest(folder: Path, rels: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def _is_dir_key(rel: str) -> bool:
+    return rel == "." or rel.endswith("/")
+
+
 def _folder_files(folder: Path) -> list[str]:
-    """Every file under an invalid campaign's folder (so adding the missing cutout re-validates it)."""
-    out: list[str] = []
+    """Every file and folder under an invalid campaign's folder, so adding the missing cutout (which
+    changes its folder's mtime) re-validates it. Folders are listed as "." and "sub/"."""
+    out: list[str] = [SPEC_FILENAME]
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         base = Path(dirpath).relative_to(folder)
-        out += [str(base / f) if str(base) != "." else f for f in sorted(filenames) if not f.startswith(".")]
+        prefix = "" if str(base) == "." else f"{base}/"
+        out.append(prefix or ".")
+        out += [prefix + f for f in sorted(filenames) if not f.startswith(".") and prefix + f != SPEC_FILENAME]
         if len(out) >= MAX_TRACKED_FILES:
             break
-    out = [f for f in out if f != SPEC_FILENAME][: MAX_TRACKED_FILES - 1]
-    return [SPEC_FILENAME, *out, "."]  # "." : the folder itself (a file added or removed)
+    return out[:MAX_TRACKED_FILES]
 
 
 def _stats(folder: Path, rels: Iterable[str]) -> dict[str, Stat]:
@@ -179,7 +185,7 @@ def parse_entry(folder: Path, *, synced: bool = False, previous: Entry | None = 
         return Entry(
             campaign=folder.name,
             files=stats,
-            digest=_digest(folder, [r for r in rels if r != "."]),
+            digest=_digest(folder, [r for r in rels if not _is_dir_key(r)]),
             code=code_version(),
             racy=_is_racy(stats, scan_ns),
             error=error,
@@ -213,7 +219,8 @@ def refresh_entry(folder: Path, previous: Entry | None) -> tuple[Entry, bool]:
     if previous is not None and previous.code == code_version():
         scan_ns = time.time_ns()
         stats = _stats(folder, previous.files)
-        if _digest(folder, [r for r in previous.files if r != "."]) == previous.digest and "." not in previous.files:
+        same_folders = all(stats[r] == st for r, st in previous.files.items() if _is_dir_key(r))
+        if same_folders and _digest(folder, [r for r in previous.files if not _is_dir_key(r)]) == previous.digest:
             return replace(previous, files=stats, racy=_is_racy(stats, scan_ns), deleted=False), False
     return parse_entry(folder, synced=False, previous=previous), True
 
@@ -231,6 +238,7 @@ class Scan:
     stat_calls: int = 0
     unchanged: int = 0
     changed: list[str] = field(default_factory=list)  # known campaigns whose files (or code) changed
+    racy: list[str] = field(default_factory=list)  # same stats, but recorded too soon after a write: re-hash
     unsynced: list[str] = field(default_factory=list)  # known, unchanged, but not yet registered + observed
     new: list[str] = field(default_factory=list)  # folders the index has never seen
     gone: list[str] = field(default_factory=list)  # entries whose spec disappeared
@@ -267,9 +275,7 @@ def scan(campaigns_dir: Path, entries: Mapping[str, Entry]) -> Scan:
         if spec_stat is None:
             continue
         seen.add(cid)
-        same = (
-            entry.code == code and not entry.racy and not entry.deleted and entry.files.get(SPEC_FILENAME) == spec_stat
-        )
+        same = entry.code == code and not entry.deleted and entry.files.get(SPEC_FILENAME) == spec_stat
         if same:
             for rel, st in entry.files.items():
                 if rel == SPEC_FILENAME:
@@ -280,6 +286,8 @@ def scan(campaigns_dir: Path, entries: Mapping[str, Entry]) -> Scan:
                     break
         if not same:
             out.changed.append(cid)
+        elif entry.racy:
+            out.racy.append(cid)
         elif not entry.synced:
             out.unsynced.append(cid)
         else:

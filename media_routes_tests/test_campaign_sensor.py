@@ -43,8 +43,7 @@ class Tick:
 
 def _observation_ids(instance: dg.DagsterInstance) -> int:
     records = [
-        instance.fetch_observations(dg.AssetRecordsFilter(asset_key=slice_key(stage)), limit=1).records
-        for stage in ALL
+        instance.fetch_observations(dg.AssetRecordsFilter(asset_key=slice_key(stage)), limit=1).records for stage in ALL
     ]
     return max((r[0].storage_id for r in records if r), default=0)
 

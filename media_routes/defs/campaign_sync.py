@@ -128,9 +128,6 @@ def sync_campaigns(
     found = scan(campaigns_dir, index.entries)
     t = _timed(report, "stat", t)
     report.listed, report.stat_calls, report.unchanged = found.listed, found.stat_calls, found.unchanged
-    report.still_invalid = sorted(
-        cid for cid, e in index.entries.items() if e.error is not None and not e.deleted and cid not in found.changed
-    )
     touched: set[str] = set()
 
     for cid in found.gone:
@@ -139,8 +136,9 @@ def sync_campaigns(
         report.removed.append(cid)
         report.log.append(f"{cid}: spec removed; partition and history kept, no longer scheduled")
 
-    # edits first (cheap and awaited), then campaigns never synced, then the new ones, in id order
-    work = [*found.changed, *found.unsynced, *found.new][: budget.max_specs]
+    # re-hashes of racy entries (no parse unless the bytes changed), then edits (few, and awaited), then
+    # campaigns never synced, then the new ones, in id order; only the last three count against max_specs
+    work = [*found.racy, *[*found.changed, *found.unsynced, *found.new][: budget.max_specs]]
     started = clock()
     done = 0
     for page_start in range(0, len(work), PAGE):
@@ -149,10 +147,13 @@ def sync_campaigns(
         page = work[page_start : page_start + PAGE]
         t = time.perf_counter()
         entries: dict[str, Entry] = {}
+        settled: set[str] = set()  # same bytes as when last synced (a touch, a racy mtime): nothing to compare
         for cid in page:
             previous = index.entries.get(cid)
             entry, parsed = refresh_entry(campaigns_dir / cid, previous)
             report.parsed += parsed
+            if not parsed and previous is not None and previous.synced:
+                settled.add(cid)
             if entry.error is not None and parsed:
                 report.invalid.append(cid)
                 report.log.append(f"skipping an invalid campaign spec:\n{entry.error}")
@@ -163,7 +164,7 @@ def sync_campaigns(
                     report.log.append(f"{cid}: format(s) added: {', '.join(added)}; automation makes them")
             entries[cid] = entry
         t = _timed(report, "parse", t)
-        valid = [cid for cid, e in entries.items() if e.valid]
+        valid = [cid for cid, e in entries.items() if e.valid and cid not in settled]
         observed = writes.last_observed(valid) if valid else {}
         known = writes.registered() if valid else set()
         t = _timed(report, "compare", t)
@@ -191,9 +192,12 @@ def sync_campaigns(
             index.entries[cid] = replace(entry, synced=True)
             touched.add(cid)
         done += len(page)
-    report.pending = len(found.changed) + len(found.unsynced) + len(found.new) - done
+    report.pending = len(found.racy) + len(found.changed) + len(found.unsynced) + len(found.new) - done
     if report.pending:
         report.log.append(f"{report.pending} campaign spec(s) still pending: the next ticks take them")
+    report.still_invalid = sorted(
+        cid for cid, e in index.entries.items() if e.error is not None and not e.deleted and cid not in report.invalid
+    )
     if report.still_invalid:
         shown = ", ".join(report.still_invalid[:10]) + (" ..." if len(report.still_invalid) > 10 else "")
         report.log.append(f"{len(report.still_invalid)} invalid spec(s) unchanged since reported: {shown}")

@@ -37,3 +37,37 @@ def write_campaign(root: Path, source_id: str, new_id: str | None = None, **over
             data[key] = value
     spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
     return spec_path
+
+
+def write_many(root: Path, n: int, *, prefix: str = "c", **overrides: object) -> list[str]:
+    """``n`` campaigns ``<prefix>00000`` ... in ``root``, alternating the two examples: each gets its own
+    ``campaign.yaml`` (with its id and ``overrides``) and hard links to the example's asset files (a
+    copy where the file system cannot link), so 10,000 campaigns cost little disk. Returns the ids."""
+    sources = sorted(p for p in EXAMPLES.iterdir() if (p / "campaign.yaml").is_file())
+    specs = {}
+    for src in sources:
+        data = yaml.safe_load((src / "campaign.yaml").read_text())
+        for key, value in overrides.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        specs[src.name] = data
+    ids = []
+    for i in range(n):
+        src = sources[i % len(sources)]
+        cid = f"{prefix}{i:05d}"
+        dst = root / cid
+        for path in sorted(src.rglob("*")):
+            target = dst / path.relative_to(src)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif path.name != "campaign.yaml":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    target.hardlink_to(path)
+                except OSError:
+                    shutil.copyfile(path, target)
+        (dst / "campaign.yaml").write_text(yaml.safe_dump({**specs[src.name], "id": cid}, sort_keys=False))
+        ids.append(cid)
+    return ids

@@ -90,22 +90,79 @@ def _spec_paths(paths: list[str]) -> list[Path]:
     return found
 
 
+def _print_invalid(path: Path, lines: Sequence[str]) -> None:
+    out.print(f"[red]INVALID[/red] {path}")
+    for line in lines:
+        out.print(f"  {line}", markup=False, highlight=False)
+
+
+def _problem_lines(error: str) -> list[str]:
+    """``field: reason`` lines of an indexed error (whose lines start with the spec's path)."""
+    return [line.split(f"{SPEC_FILENAME}: ", 1)[-1] for line in error.splitlines()]
+
+
+def _validation_index(full: bool) -> Any:
+    """The instance whose spec index validate may reuse and update, or None (no local instance, or --full)."""
+    if full:
+        return None
+    home = settings.dagster_home()
+    if not (home / "dagster.yaml").is_file():
+        return None
+    import dagster as dg
+
+    try:
+        return dg.DagsterInstance.from_config(str(home))
+    except Exception as exc:  # noqa: BLE001 - validation must work without an instance
+        console.print(f"[yellow]not using the spec index in {home}: {exc}[/yellow]")
+        return None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    from media_routes.spec_index import SpecIndex, is_current, refresh_entry
+
     paths = _spec_paths(args.paths)
     if not paths:
         console.print("[red]no campaign specs found[/red]")
         return 1
-    errors = 0
+    instance = _validation_index(args.full)
+    indexes: dict[Path, SpecIndex] = {}
+    changed: dict[Path, set[str]] = {}
+    errors = reused = 0
     for path in paths:
-        try:
-            c = load_campaign(path)
-        except SpecError as exc:
-            errors += 1
-            out.print(f"[red]INVALID[/red] {path}")
-            for problem in exc.problems:
-                out.print(f"  {problem.field}: {problem.reason}", markup=False, highlight=False)
+        folder = path.parent
+        if instance is None or path.name != SPEC_FILENAME or not path.is_file():
+            try:
+                c = load_campaign(path)
+            except SpecError as exc:
+                errors += 1
+                _print_invalid(path, [f"{p.field}: {p.reason}" for p in exc.problems])
+                continue
+            out.print(f"[green]ok[/green] {path} ({c.id}: formats {', '.join(c.spec.formats)})")
             continue
-        out.print(f"[green]ok[/green] {path} ({c.id}: formats {', '.join(c.spec.formats)})")
+        root = folder.parent.resolve()
+        if root not in indexes:
+            indexes[root] = SpecIndex.load(instance.daemon_cursor_storage, root)
+        entries = indexes[root].entries
+        entry = entries.get(folder.name)
+        if entry is not None and is_current(folder, entry):
+            reused += 1
+        else:
+            entry, _ = refresh_entry(folder, entry)
+            entries[folder.name] = entry
+            changed.setdefault(root, set()).add(folder.name)
+        if entry.error is not None:
+            errors += 1
+            _print_invalid(path, _problem_lines(entry.error))
+        else:
+            out.print(f"[green]ok[/green] {path} ({entry.campaign}: formats {', '.join(entry.formats)})")
+    for root, cids in changed.items():
+        indexes[root].save(instance.daemon_cursor_storage, cids)
+    if instance is not None:
+        out.print(
+            f"[dim]{len(paths)} spec(s): {reused} unchanged since they were last checked (spec index in "
+            f"{settings.dagster_home()}), {len(paths) - reused} checked; --full re-checks all[/dim]"
+        )
+        instance.dispose()
     if errors:
         out.print(f"[red]{errors} of {len(paths)} spec(s) invalid[/red]")
     return 1 if errors else 0
@@ -589,6 +646,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="validate campaign specs; non-zero exit on any error")
     v.add_argument("paths", nargs="*", help="spec files, campaign folders or a campaigns folder")
+    v.add_argument(
+        "--full",
+        action="store_true",
+        help="re-check every spec; without it, specs whose files are unchanged since the last check "
+        "(the spec index in $DAGSTER_HOME, kept by the campaign folder sensor and by validate) are not re-read",
+    )
     v.set_defaults(func=cmd_validate)
     return p
 

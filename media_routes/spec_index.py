@@ -245,6 +245,25 @@ class Scan:
     seconds: float = 0.0
 
 
+def _same_files(folder: Path, entry: Entry, spec_stat: Stat | None, code: str) -> tuple[bool, int]:
+    """Whether every file the entry recorded has the same stat (and the code the same version); stat calls made."""
+    if entry.code != code or entry.deleted or entry.files.get(SPEC_FILENAME) != spec_stat:
+        return False, 0
+    calls = 0
+    for rel, st in entry.files.items():
+        if rel == SPEC_FILENAME:
+            continue
+        calls += 1
+        if (_stat(folder / rel) or (-1, -1, -1)) != st:
+            return False, calls
+    return True, calls
+
+
+def is_current(folder: Path, entry: Entry) -> bool:
+    """The entry still describes the folder: same stats, same code, not racy (so its result can be reused)."""
+    return not entry.racy and _same_files(folder, entry, _stat(folder / SPEC_FILENAME), code_version())[0]
+
+
 def list_campaign_folders(campaigns_dir: Path) -> list[str]:
     """The ids of ``<dir>/<id>/campaign.yaml`` folders (as :func:`media_routes.spec.discover_spec_paths`)."""
     try:
@@ -275,15 +294,8 @@ def scan(campaigns_dir: Path, entries: Mapping[str, Entry]) -> Scan:
         if spec_stat is None:
             continue
         seen.add(cid)
-        same = entry.code == code and not entry.deleted and entry.files.get(SPEC_FILENAME) == spec_stat
-        if same:
-            for rel, st in entry.files.items():
-                if rel == SPEC_FILENAME:
-                    continue
-                out.stat_calls += 1
-                if (_stat(folder / rel) or (-1, -1, -1)) != st:
-                    same = False
-                    break
+        same, calls = _same_files(folder, entry, spec_stat, code)
+        out.stat_calls += calls
         if not same:
             out.changed.append(cid)
         elif entry.racy:

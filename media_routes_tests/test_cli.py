@@ -10,6 +10,8 @@ import pytest
 from media_routes.cli import main
 from media_routes.testing.campaigns import EXAMPLES
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -31,6 +33,41 @@ def test_validate_reports_errors_and_exits_nonzero(campaigns_dir: Path, capsys: 
     text = capsys.readouterr().out
     assert "INVALID" in text and str(spec) in text and "palette" in text and "hex" in text
     assert main(["validate", str(campaigns_dir / "shoe")]) == 0
+
+
+def test_validate_reuses_the_spec_index_for_unchanged_specs(
+    home: Path, campaigns_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import yaml
+
+    from media_routes import spec_index
+
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setattr(spec_index, "RACY_NS", 0)  # as if the specs were written long ago (else re-hashed once)
+    bad = campaigns_dir / "tower" / "campaign.yaml"
+    bad.write_text(bad.read_text().replace("#A9C6DD", "#A9C6DZ"))
+    assert main(["validate", str(campaigns_dir)]) == 1
+    first = capsys.readouterr().out
+    assert "2 spec(s): 0 unchanged since they were last checked" in first
+
+    parses = []
+    real = yaml.safe_load
+    monkeypatch.setattr(yaml, "safe_load", lambda *a, **k: parses.append(1) or real(*a, **k))
+    assert main(["validate", str(campaigns_dir)]) == 1
+    second = capsys.readouterr().out
+    assert "2 spec(s): 2 unchanged" in second and parses == []
+    # the same verdicts, read from the index: ok lines and the invalid spec's field and reason
+    assert [line for line in second.splitlines() if "2 spec(s)" not in line] == [
+        line for line in first.splitlines() if "2 spec(s)" not in line
+    ]
+    bad.write_text(bad.read_text().replace("#A9C6DZ", "#A9C6DD"))
+    assert main(["validate", str(campaigns_dir)]) == 0
+    assert "2 spec(s): 1 unchanged since they were last checked (spec index in" in capsys.readouterr().out
+    assert len(parses) == 1
+    assert main(["validate", "--full", str(campaigns_dir)]) == 0 and len(parses) == 3
 
 
 def test_validate_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

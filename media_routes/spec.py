@@ -12,6 +12,7 @@ Every problem is reported as ``file: field: reason``; :class:`SpecError` carries
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,11 @@ from media_routes.stages import STAGES
 
 SPEC_FILENAME = "campaign.yaml"
 MAX_SPEC_BYTES = 1_000_000  # a spec is a page of YAML; anything larger is refused before it is parsed
+MAX_YAML_DEPTH = 32  # nesting levels; the models need 6
+MAX_LIST_ITEMS = 10_000  # items in any one list (polygon points, fixes, layers, ...)
+MAX_STRING_CHARS = 20_000  # characters in any one string
+MAX_PROBLEMS_SHOWN = 20  # problems listed per spec (then "... and N more")
+MAX_ITEMS_SHOWN = 5  # offending items listed per problem (then the count)
 BASE_LONG_SIDE = 1024  # the "1K" blueprint
 HEX_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -39,6 +45,7 @@ class _Model(BaseModel):
 
 ColorRef = Annotated[str, Field(description="a palette name or a #RRGGBB hex code")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+ShapeCoord = Annotated[float, Field(ge=-1.0, le=2.0, description="fraction of the canvas; a shape may reach past it")]
 
 
 class Texture(_Model):
@@ -54,7 +61,9 @@ class Background(_Model):
 
 
 class KeyLight(_Model):
-    direction_deg: float = Field(135.0, description="where the light comes from, degrees, 0 = right, 90 = top")
+    direction_deg: Annotated[float, Field(ge=-360.0, le=360.0)] = Field(
+        135.0, description="where the light comes from, degrees, 0 = right, 90 = top"
+    )
     intensity: Annotated[float, Field(ge=0.0, le=2.0)] = 0.5
     kelvin: Annotated[float, Field(ge=2000, le=12000)] = 5600
     ambient: Annotated[float, Field(ge=0.0, le=1.0)] = 0.35
@@ -80,7 +89,7 @@ class ShapeLayer(_Model):
     kind: Literal["shape"]
     name: str
     shape: Literal["rect", "ellipse", "polygon"]
-    points: Annotated[list[tuple[float, float]], Field(min_length=2)] = Field(
+    points: Annotated[list[tuple[ShapeCoord, ShapeCoord]], Field(min_length=2)] = Field(
         description="fractions of the canvas: rect/ellipse take two corners, polygon three or more points"
     )
     color: ColorRef
@@ -101,13 +110,22 @@ Layer = Annotated[ImageLayer | ShapeLayer, Field(discriminator="kind")]
 
 
 class Headline(_Model):
-    text: Annotated[str, Field(min_length=1, max_length=120)]
+    text: Annotated[str, Field(min_length=1, max_length=120, description="one line of text")]
     font: str = Field("builtin:DejaVuSans-Bold", description="builtin:<name> or a .ttf/.otf in the campaign")
     color: ColorRef
     size: Annotated[float, Field(gt=0.0, le=0.4)] = 0.08  # cap height as a fraction of canvas height
     center: tuple[Fraction, Fraction] = (0.5, 0.12)
     max_width: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
     tracking: Annotated[float, Field(ge=-0.1, le=0.5)] = 0.0
+
+    @field_validator("text")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        if "\n" in v or "\r" in v:
+            raise ValueError("a headline is one line: line breaks are not supported")
+        if not v.strip():
+            raise ValueError("a headline needs visible text")
+        return v
 
 
 class Scene(_Model):
@@ -473,9 +491,149 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
+class _YamlLimit(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field, self.reason = field, reason
+
+
+class _Limits(yaml.composer.Composer):
+    """PyYAML's safe loading with limits: nesting depth and list length checked while composing (so a
+    deeply nested or huge file never reaches the recursive constructor, and is refused after the limit,
+    not after it was all read), and duplicate keys refused (YAML says they are an error; PyYAML keeps
+    the last one silently). Mixed into a loader below; the methods follow PyYAML's Composer."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise _YamlLimit("(yaml)", f"nested more than {MAX_YAML_DEPTH} levels deep at line {line}")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_sequence_node(self, anchor: Any) -> Any:
+        # PyYAML's own loop, with the item count bounded while composing (a 1e6-point list is refused
+        # after MAX_LIST_ITEMS items, not after it was all read)
+        start_event = self.get_event()
+        tag = start_event.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(yaml.SequenceNode, None, start_event.implicit)
+        node = yaml.SequenceNode(tag, [], start_event.start_mark, None, flow_style=start_event.flow_style)
+        if anchor is not None:
+            self.anchors[anchor] = node
+        index = 0
+        while not self.check_event(yaml.SequenceEndEvent):
+            if index >= MAX_LIST_ITEMS:
+                line = start_event.start_mark.line + 1
+                raise _YamlLimit("(yaml)", f"the list at line {line} has more than {MAX_LIST_ITEMS:,} items")
+            node.value.append(self.compose_node(node, index))
+            index += 1
+        end_event = self.get_event()
+        node.end_mark = end_event.end_mark
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:
+                    continue  # an unhashable key: the constructor below reports it
+                if first != key_node.start_mark.line + 1:
+                    raise _YamlLimit(
+                        str(key),
+                        f"duplicate key at line {key_node.start_mark.line + 1} (first at line {first}); "
+                        "YAML keeps only one of them",
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+if (
+    yaml.__with_libyaml__
+):  # libyaml's parser produces the events (5x faster), PyYAML's composer (with the limits) the nodes
+
+    class _SpecLoader(_Limits, yaml.cyaml.CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        def __init__(self, stream: str) -> None:
+            yaml.cyaml.CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML without libyaml
+
+    class _SpecLoader(_Limits, yaml.SafeLoader):  # type: ignore[no-redef]
+        pass
+
+
+def read_yaml(text: str, *, file: str) -> Any:
+    """The YAML document of a spec, within the limits above; raises SpecError."""
+    try:
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+    except _YamlLimit as exc:
+        raise SpecError([SpecProblem(file, exc.field, exc.reason)]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([SpecProblem(file, "(yaml)", f"not valid YAML: {str(exc)[:500]}")]) from None
+    except RecursionError:
+        raise SpecError([SpecProblem(file, "(yaml)", "nested too deeply")]) from None
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def value_problems(data: Any, *, file: str) -> list[SpecProblem]:
+    """Problems pydantic would not report, or would report too late or too verbosely: non-finite numbers
+    anywhere, over-long lists and strings, control characters. Iterative: depth is already bounded."""
+    problems: list[SpecProblem] = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        field = path or "(top level)"
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(SpecProblem(file, field, f"{value} is not a finite number"))
+        elif isinstance(value, str):
+            if len(value) > MAX_STRING_CHARS:
+                problems.append(SpecProblem(file, field, f"{len(value):,} characters; at most {MAX_STRING_CHARS:,}"))
+            elif m := _CONTROL.search(value):
+                problems.append(
+                    SpecProblem(file, field, f"contains the control character U+{ord(m.group()):04X} at {m.start()}")
+                )
+        elif isinstance(value, list):
+            if len(value) > MAX_LIST_ITEMS:
+                problems.append(SpecProblem(file, field, f"{len(value):,} items; at most {MAX_LIST_ITEMS:,}"))
+            else:
+                stack += [(f"{path}.{i}" if path else str(i), v) for i, v in reversed(list(enumerate(value)))]
+        elif isinstance(value, dict):
+            stack += [(f"{path}.{k}" if path else str(k), v) for k, v in reversed(list(value.items()))]
+    return problems
+
+
+def bounded(problems: list[SpecProblem]) -> list[SpecProblem]:
+    """At most MAX_PROBLEMS_SHOWN problems, then one line with the count of the rest."""
+    if len(problems) <= MAX_PROBLEMS_SHOWN:
+        return problems
+    rest = len(problems) - MAX_PROBLEMS_SHOWN
+    last = problems[MAX_PROBLEMS_SHOWN - 1]
+    return [*problems[:MAX_PROBLEMS_SHOWN], SpecProblem(last.file, "...", f"and {rest} more problem(s)")]
+
+
+def _few(items: list[Any]) -> str:
+    shown = ", ".join(str(list(i) if isinstance(i, tuple) else i) for i in items[:MAX_ITEMS_SHOWN])
+    return shown + (f" ... ({len(items)} in all)" if len(items) > MAX_ITEMS_SHOWN else "")
+
+
 def parse_spec(data: Any, *, file: str) -> CampaignSpec:
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(file, "(top level)", "expected a mapping of campaign fields")])
+    if early := value_problems(data, file=file):
+        raise SpecError(bounded(early))
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as exc:
@@ -484,8 +642,24 @@ def parse_spec(data: Any, *, file: str) -> CampaignSpec:
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (check the spelling; see docs/campaign-spec.md)"
-            problems.append(SpecProblem(file, _field_name(err["loc"]), msg))
-        raise SpecError(problems) from None
+            problems.append(SpecProblem(file, _field_name(err["loc"]), msg[:500]))
+        raise SpecError(bounded(problems)) from None
+
+
+MAX_FONT_BYTES = 50_000_000
+
+
+def font_problem(path: Path) -> str | None:
+    """Why ``path`` is not a font the renderer can use, or None."""
+    from PIL import ImageFont
+
+    if path.stat().st_size > MAX_FONT_BYTES:
+        return f"{path.stat().st_size:,} bytes; a font file may have at most {MAX_FONT_BYTES:,}"
+    try:
+        ImageFont.truetype(str(path), 16)
+    except OSError as exc:
+        return f"not a font file (TrueType/OpenType) the renderer can read: {exc}"
+    return None
 
 
 def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list[SpecProblem]:
@@ -520,6 +694,8 @@ def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list
             fpath = _resolve_inside(folder, font)
             if not fpath.is_file():
                 problems.append(SpecProblem(file, "scene.headline.font", f"{font}: file not found"))
+            elif reason := font_problem(fpath):
+                problems.append(SpecProblem(file, "scene.headline.font", f"{font}: {reason}"))
         except ValueError as exc:
             problems.append(SpecProblem(file, "scene.headline.font", str(exc)))
     elif spec.scene.headline:
@@ -544,7 +720,9 @@ def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list
         elif m.polygon is not None:
             bad = [p for p in m.polygon if not (0 <= p[0] < cw and 0 <= p[1] < ch)]
             if bad:
-                problems.append(SpecProblem(file, f"{field}.polygon", f"points {bad} lie outside the {cw}x{ch} canvas"))
+                problems.append(
+                    SpecProblem(file, f"{field}.polygon", f"points {_few(bad)} lie outside the {cw}x{ch} canvas")
+                )
         elif m.png is not None:
             mask = check_image(f"{field}.png", m.png, "L")
             if mask is not None:
@@ -582,16 +760,11 @@ def load_campaign(spec_path: Path) -> Campaign:
         raise SpecError(
             [SpecProblem(file, "(file)", f"not UTF-8 text: byte {exc.start} is {raw[exc.start]:#04x}")]
         ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError([SpecProblem(file, "(yaml)", f"not valid YAML: {str(exc)[:500]}")]) from None
-    except RecursionError:
-        raise SpecError([SpecProblem(file, "(yaml)", "nested too deeply")]) from None
+    data = read_yaml(text, file=file)
     spec = parse_spec(data, file=file)
     problems = check_campaign_files(spec, spec_path.parent, file=file)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(bounded(problems))
     return Campaign(spec=spec, folder=spec_path.parent.resolve(), spec_path=spec_path.resolve())
 
 
@@ -609,6 +782,10 @@ def load_all(campaigns_dir: Path) -> tuple[dict[str, Campaign], list[SpecError]]
             c = load_campaign(path)
         except SpecError as exc:
             bad.append(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one spec that breaks the loader must not stop the others
+            reason = f"could not be loaded: {type(exc).__name__}: {str(exc)[:300]}"
+            bad.append(SpecError([SpecProblem(str(path), "(file)", reason)]))
             continue
         good[c.id] = c
     return good, bad

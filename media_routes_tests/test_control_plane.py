@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy
 import yaml
 
-from media_routes import spec_index
+from media_routes import spec, spec_index
 from media_routes.definitions import build_definitions
 from media_routes.defs.campaign_specs import slice_key
 from media_routes.defs.campaign_sync import TickBudget, TickReport, sync_campaigns
@@ -45,18 +45,19 @@ def _fresh_process_memory() -> Iterator[None]:
 
 
 class Counts:
-    """YAML parses and SQL statements while the block runs."""
+    """Spec parses (YAML documents read by media_routes.spec) and SQL statements while the block runs."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.yaml = 0
         self.sql = 0
-        real = yaml.safe_load
+        monkeypatch.setattr(spec, "read_yaml", self._counting(spec.read_yaml))  # every spec parse goes through it
 
+    def _counting(self, real: Any) -> Any:
         def counting_load(*args: Any, **kwargs: Any) -> Any:
             self.yaml += 1
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(yaml, "safe_load", counting_load)
+        return counting_load
 
     def _on_sql(self, *args: Any) -> None:
         self.sql += 1

@@ -19,7 +19,8 @@ from PIL import Image, ImageCms
 
 # Decompression-bomb guard: anything larger than this many pixels is refused when loading
 # user-supplied files (a 4K 9:16 master is 4096 x 7282 = 29.8 MP, well under it).
-MAX_INPUT_PIXELS = 40_000_000
+MAX_INPUT_PIXELS = 24_000_000  # 6000 x 4000; checked from the header, before decoding
+MAX_INPUT_BYTES = 64_000_000  # the file itself, checked before it is opened
 
 
 class ImageLoadError(ValueError):
@@ -67,6 +68,9 @@ def load_user_image(path: Path, *, mode: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
+            size = Path(path).stat().st_size
+            if size > MAX_INPUT_BYTES:
+                raise ImageLoadError(f"file is {size:,} bytes, over the {MAX_INPUT_BYTES:,} byte limit")
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > MAX_INPUT_PIXELS:
@@ -81,7 +85,9 @@ def load_user_image(path: Path, *, mode: str) -> np.ndarray:
         except FileNotFoundError as exc:
             raise ImageLoadError("file not found") from exc
         except (OSError, SyntaxError) as exc:
-            raise ImageLoadError(f"not a readable image: {exc}") from exc
+            raise ImageLoadError(f"not a readable image: {str(exc)[:300]}") from exc
+        except ValueError as exc:  # Pillow: "Decompressed Data Too Large" (text chunks), bad palettes, ...
+            raise ImageLoadError(f"refused: {str(exc)[:300]} (metadata or data over Pillow's safety limits)") from exc
 
 
 def sha256_hex(data: bytes) -> str:

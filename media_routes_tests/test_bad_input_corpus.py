@@ -1,0 +1,298 @@
+"""Bad input corpus (issue #15, spec and asset part): each case is refused as ``file: field: reason``,
+quickly and in bounded memory, and a good campaign in the same folder still loads.
+
+Time and memory are measured in the test process: CPU time of the process (wall time is several times
+larger when the 2-core machine is busy, so it only has a loose bound against hangs) and the
+``tracemalloc`` peak of allocations (numpy's buffers included).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from media_routes.spec import MAX_ITEMS_SHOWN, SpecError, load_all, load_campaign
+from media_routes.testing.campaigns import write_campaign
+
+CPU_SECONDS = 2.0
+WALL_SECONDS = 30.0
+PEAK_BYTES = 300_000_000
+
+
+def _mutate(spec: Path, mutate: Callable[[dict[str, Any]], None]) -> None:
+    data = yaml.safe_load(spec.read_text())
+    mutate(data)
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _text(spec: Path, text: str | bytes) -> None:
+    spec.write_bytes(text.encode() if isinstance(text, str) else text)
+
+
+def _append(spec: Path, extra: str) -> None:
+    spec.write_text(spec.read_text() + extra)
+
+
+def _png_with_text_chunk(path: Path, megabytes: int) -> None:
+    """A valid 8x8 PNG carrying a compressed zTXt chunk that inflates to ``megabytes`` MB."""
+    raw = b"".join(b"\x00" + b"\xff\x00\x00\xff" * 8 for _ in range(8))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    text = b"comment\x00\x00" + zlib.compress(b"a" * (megabytes * 1_000_000), 9)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 6, 0, 0, 0))
+    png += chunk(b"zTXt", text) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(png)
+
+
+def _cutout(spec: Path) -> Path:
+    data = yaml.safe_load(spec.read_text())
+    layer = next(la for la in data["scene"]["layers"] if la["kind"] == "image")
+    return spec.parent / layer["source"]
+
+
+CASES: list[tuple[str, Callable[[Path], None], str, str]] = [
+    # (name, how to break the spec, field, words of the reason)
+    ("non-utf8 byte", lambda s: _text(s, s.read_bytes().replace(b"brief:", b"brief: \xff", 1)), "(file)", "not UTF-8"),
+    ("utf-16 file", lambda s: _text(s, s.read_text().encode("utf-16")), "(file)", "not UTF-8"),
+    ("yaml nested 500 deep", lambda s: _append(s, "x: " + "[" * 500 + "]" * 500 + "\n"), "(yaml)", "nested more"),
+    (
+        "yaml nested 40 deep (maps)",
+        lambda s: _append(s, "x:\n" + "".join("  " * i + "k:\n" for i in range(1, 40))),
+        "(yaml)",
+        "nested more",
+    ),
+    ("2 MB spec", lambda s: _append(s, "notes: '" + "x" * 2_000_000 + "'\n"), "(file)", "at most 1,000,000"),
+    ("duplicate top-level key", lambda s: _append(s, "seed: 3\nseed: 4\n"), "seed", "duplicate key"),
+    (
+        "duplicate palette key",
+        lambda s: _text(s, s.read_text().replace("palette:\n", "palette:\n  ink: '#000000'\n  ink: '#111111'\n", 1)),
+        "ink",
+        "duplicate key",
+    ),
+    (
+        "nan light direction",
+        lambda s: _mutate(
+            s, lambda d: d["scene"].setdefault("key_light", {}).__setitem__("direction_deg", float("nan"))
+        ),
+        "scene.key_light.direction_deg",
+        "not a finite number",
+    ),
+    (
+        "inf light intensity",
+        lambda s: _mutate(s, lambda d: d["scene"].setdefault("key_light", {}).__setitem__("intensity", float("inf"))),
+        "scene.key_light.intensity",
+        "not a finite number",
+    ),
+    (
+        "-inf upscale detail",
+        lambda s: _mutate(s, lambda d: d["upscale"].__setitem__("detail", float("-inf"))),
+        "upscale.detail",
+        "not a finite number",
+    ),
+    (
+        "light direction 1e12",
+        lambda s: _mutate(s, lambda d: d["scene"].setdefault("key_light", {}).__setitem__("direction_deg", 1e12)),
+        "scene.key_light.direction_deg",
+        "less than or equal to 360",
+    ),
+    (
+        "shape point 1e12",
+        lambda s: _mutate(
+            s,
+            lambda d: d["scene"]["layers"].append(
+                {"kind": "shape", "name": "x", "shape": "rect", "points": [[0, 0], [1e12, 1]], "color": "#000000"}
+            ),
+        ),
+        "scene.layers",
+        "less than or equal to 2",
+    ),
+    (
+        "nan shape point",
+        lambda s: _mutate(
+            s,
+            lambda d: d["scene"]["layers"].append(
+                {
+                    "kind": "shape",
+                    "name": "x",
+                    "shape": "rect",
+                    "points": [[0, 0], [float("nan"), 1]],
+                    "color": "#000000",
+                }
+            ),
+        ),
+        "scene.layers",
+        "not a finite number",
+    ),
+    (
+        "list of 100,000 points",
+        lambda s: _append(s, "x: [" + ",".join(f"[{i % 900},5]" for i in range(100_000)) + "]\n"),
+        "(yaml)",
+        "more than 10,000 items",
+    ),
+    (
+        "polygon outside the canvas",
+        lambda s: _mutate(
+            s,
+            lambda d: d["fixes"].append(
+                {"name": "out", "action": "remove", "mask": {"polygon": [[5000 + i, 5] for i in range(300)]}}
+            ),
+        ),
+        "fixes",
+        "lie outside",
+    ),
+    (
+        "headline with a newline",
+        lambda s: _mutate(s, lambda d: d["scene"]["headline"].__setitem__("text", "TWO\nLINES")),
+        "scene.headline.text",
+        "line breaks are not supported",
+    ),
+    (
+        "headline of spaces",
+        lambda s: _mutate(s, lambda d: d["scene"]["headline"].__setitem__("text", "   ")),
+        "scene.headline.text",
+        "visible text",
+    ),
+    (
+        "control character in the brief",
+        lambda s: _mutate(s, lambda d: d.__setitem__("brief", "bell \x07 here")),
+        "brief",
+        "U+0007",
+    ),
+    (
+        "escape sequence in a layer name",
+        lambda s: _mutate(s, lambda d: d["scene"]["layers"][0].__setitem__("name", "\x1b[31mred")),
+        "scene.layers.0.name",
+        "U+001B",
+    ),
+    (
+        "string of 30,000 characters",
+        lambda s: _mutate(s, lambda d: d.__setitem__("brief", "b" * 30_000)),
+        "brief",
+        "at most 20,000",
+    ),
+    (
+        "font path pointing at a png",
+        lambda s: _mutate(
+            s, lambda d: d["scene"]["headline"].__setitem__("font", str(_cutout(s).relative_to(s.parent)))
+        ),
+        "scene.headline.font",
+        "not a font file",
+    ),
+    (
+        "font file of random bytes",
+        lambda s: (
+            _text(s.parent / "bad.ttf", bytes(range(256)) * 40),
+            _mutate(s, lambda d: d["scene"]["headline"].__setitem__("font", "bad.ttf")),
+        ),
+        "scene.headline.font",
+        "not a font file",
+    ),
+    ("cutout with 200 MB of text chunks", lambda s: _png_with_text_chunk(_cutout(s), 200), "scene.layers", "refused"),
+    ("cutout of 30 MP (header only)", lambda s: Image.new("1", (6000, 5000)).save(_cutout(s)), "scene.layers", "MP"),
+    (
+        "cutout that is not an image",
+        lambda s: _text(_cutout(s), b"GIF89a but not really"),
+        "scene.layers",
+        "not a readable image",
+    ),
+    ("top level is a list", lambda s: _text(s, "- a\n- b\n"), "(top level)", "mapping"),
+    ("empty file", lambda s: _text(s, ""), "(top level)", "mapping"),
+    ("yaml syntax error", lambda s: _text(s, "id: [unclosed\n"), "(yaml)", "not valid YAML"),
+    (
+        "python object tag",
+        lambda s: _text(s, "id: !!python/object/apply:os.system ['true']\n"),
+        "(yaml)",
+        "not valid YAML",
+    ),
+    (
+        "many wrong fields at once",
+        lambda s: _mutate(s, lambda d: d.update({f"unknown_{i}": i for i in range(200)})),
+        "...",
+        "more problem",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "breaks", "field", "words"), CASES, ids=[c[0] for c in CASES])
+def test_bad_spec_is_refused_quickly_with_file_field_reason(
+    tmp_path: Path, name: str, breaks: Callable[[Path], None], field: str, words: str
+) -> None:
+    spec = write_campaign(tmp_path, "noir-sneaker", "broken")
+    good = write_campaign(tmp_path, "atrium-residences", "good")
+    breaks(spec)
+    tracemalloc.start()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    try:
+        with pytest.raises(SpecError) as info:
+            load_campaign(spec)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    problems = info.value.problems
+    assert all(p.file == str(spec) for p in problems)
+    hits = [p.reason for p in problems if p.field == field or p.field.startswith(field + ".")]
+    assert any(words.lower() in r.lower() for r in hits), [str(p) for p in problems]
+    assert len(str(info.value)) < 4_000  # bounded, whatever the input
+    assert cpu < CPU_SECONDS and elapsed < WALL_SECONDS, (cpu, elapsed)
+    assert peak < PEAK_BYTES, peak
+    # the others go on
+    loaded, bad = load_all(tmp_path)
+    assert list(loaded) == ["good"] and len(bad) == 1
+    assert load_campaign(good).id == "good"
+
+
+def test_a_long_list_of_offending_points_is_shown_as_a_few_and_the_count(tmp_path: Path) -> None:
+    spec = write_campaign(tmp_path, "noir-sneaker")
+    _mutate(
+        spec,
+        lambda d: d["fixes"].append(
+            {"name": "o", "action": "remove", "mask": {"polygon": [[9000 + i, 1] for i in range(300)]}}
+        ),
+    )
+    with pytest.raises(SpecError) as info:
+        load_campaign(spec)
+    reason = next(p.reason for p in info.value.problems if p.field.endswith("mask.polygon"))
+    assert reason.count("[") == MAX_ITEMS_SHOWN and "(300 in all)" in reason
+
+
+def test_the_loader_itself_failing_on_one_spec_does_not_stop_load_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from media_routes import spec as spec_module
+
+    write_campaign(tmp_path, "noir-sneaker", "first")
+    write_campaign(tmp_path, "atrium-residences", "second")
+    real = spec_module.check_campaign_files
+
+    def broken_for_first(s: Any, folder: Path, *, file: str) -> Any:
+        if folder.name == "first":
+            raise MemoryError("simulated")
+        return real(s, folder, file=file)
+
+    monkeypatch.setattr(spec_module, "check_campaign_files", broken_for_first)
+    good, bad = load_all(tmp_path)
+    assert list(good) == ["second"]
+    assert "MemoryError: simulated" in str(bad[0]) and "first" in str(bad[0])
+
+
+def test_a_nan_light_direction_never_reaches_the_renderer(tmp_path: Path) -> None:
+    """Issue #15: `.nan` validated and delivered a black frame. It is refused at validation now."""
+    spec = write_campaign(tmp_path, "noir-sneaker")
+    _mutate(spec, lambda d: d["scene"].setdefault("key_light", {}).__setitem__("direction_deg", float("nan")))
+    assert ".nan" in spec.read_text()
+    assert np.isnan(yaml.safe_load(spec.read_text())["scene"]["key_light"]["direction_deg"])
+    with pytest.raises(SpecError, match="direction_deg: nan is not a finite number"):
+        load_campaign(spec)

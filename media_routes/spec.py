@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from media_routes.formats import FORMAT_KEYS, KLevel
+from media_routes.lib import text
 from media_routes.lib.imaging import ImageLoadError, load_user_image
 from media_routes.model_cards import CARDS
 from media_routes.stages import STAGES
@@ -688,18 +689,22 @@ def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list
                 problems.append(
                     SpecProblem(file, f"scene.layers.{i}.source", f"{layer.source}: cutout has no transparency")
                 )
-    if spec.scene.headline and not spec.scene.headline.font.startswith("builtin:"):
-        font = spec.scene.headline.font
+    headline = spec.scene.headline
+    font_path: Path | None = None
+    if headline and not headline.font.startswith("builtin:"):
+        font = headline.font
         try:
             fpath = _resolve_inside(folder, font)
             if not fpath.is_file():
                 problems.append(SpecProblem(file, "scene.headline.font", f"{font}: file not found"))
             elif reason := font_problem(fpath):
                 problems.append(SpecProblem(file, "scene.headline.font", f"{font}: {reason}"))
+            else:
+                font_path = fpath
         except ValueError as exc:
             problems.append(SpecProblem(file, "scene.headline.font", str(exc)))
-    elif spec.scene.headline:
-        name = spec.scene.headline.font.removeprefix("builtin:")
+    elif headline:
+        name = headline.font.removeprefix("builtin:")
         if name not in BUILTIN_FONTS:
             problems.append(
                 SpecProblem(
@@ -708,6 +713,11 @@ def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list
                     f"unknown builtin font {name!r}; have {sorted(BUILTIN_FONTS)}",
                 )
             )
+        else:
+            font_path = text.builtin_font_path(name)
+    if headline and font_path is not None:
+        for reason in text.headline_problems(font_path, headline.text, tracking=headline.tracking):
+            problems.append(SpecProblem(file, "scene.headline.text", reason))
     for i, fix in enumerate(spec.fixes):
         m = fix.mask
         field = f"fixes.{i}.mask"
@@ -755,12 +765,12 @@ def load_campaign(spec_path: Path) -> Campaign:
     except OSError as exc:
         raise SpecError([SpecProblem(file, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
     try:
-        text = raw.decode("utf-8")
+        source = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(
             [SpecProblem(file, "(file)", f"not UTF-8 text: byte {exc.start} is {raw[exc.start]:#04x}")]
         ) from None
-    data = read_yaml(text, file=file)
+    data = read_yaml(source, file=file)
     spec = parse_spec(data, file=file)
     problems = check_campaign_files(spec, spec_path.parent, file=file)
     if problems:

@@ -296,3 +296,101 @@ def test_a_nan_light_direction_never_reaches_the_renderer(tmp_path: Path) -> Non
     assert np.isnan(yaml.safe_load(spec.read_text())["scene"]["key_light"]["direction_deg"])
     with pytest.raises(SpecError, match="direction_deg: nan is not a finite number"):
         load_campaign(spec)
+
+
+# --------------------------------------------------------------------------------------------------
+# Text fidelity: refused at validation, or set faithfully
+# --------------------------------------------------------------------------------------------------
+
+
+def _headline(spec: Path, **fields: Any) -> None:
+    _mutate(spec, lambda d: d["scene"]["headline"].update(fields))
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"text": "FLY \U0001f9a9"}, "no glyph for '\U0001f9a9' (U+1F9A9 FLAMINGO)"),
+        ({"text": "नमस्ते"}, "no glyph for 'न' (U+0928 DEVANAGARI LETTER NA)"),
+        ({"text": "سلام عليكم", "tracking": 0.05}, "breaks the shaping of this script; set tracking: 0"),
+        ({"text": "שלום עולם", "tracking": 0.1}, "breaks the shaping of this script"),
+    ],
+    ids=["emoji the font lacks", "devanagari the font lacks", "arabic with tracking", "hebrew with tracking"],
+)
+def test_a_headline_the_font_cannot_set_faithfully_is_refused(
+    tmp_path: Path, fields: dict[str, Any], words: str
+) -> None:
+    spec = write_campaign(tmp_path, "noir-sneaker")
+    _headline(spec, **fields)
+    with pytest.raises(SpecError) as info:
+        load_campaign(spec)
+    reasons = [p.reason for p in info.value.problems if p.field == "scene.headline.text"]
+    assert any(words in r for r in reasons), [str(p) for p in info.value.problems]
+
+
+def _headline_mask(spec: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    from media_routes.engine.base_composition import _headline as render_headline
+
+    campaign = load_campaign(spec)
+    result = render_headline(campaign, campaign.spec.scene.canvas_size)
+    assert result is not None
+    return result
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_arabic_without_tracking_is_shaped_and_set_right_to_left(tmp_path: Path) -> None:
+    """Checked against Pillow's own renderings of the same string: the Raqm (shaped, bidi) one and the
+    basic (unshaped, left to right) one, placed by their own ink boxes."""
+    from PIL import ImageDraw, ImageFont
+
+    from media_routes.lib import text
+
+    spec = write_campaign(tmp_path, "noir-sneaker")
+    words = "سلام عليكم"
+    _headline(spec, text=words, tracking=0.0, center=[0.5, 0.5], size=0.1)
+    mask, info = _headline_mask(spec)
+    drawn = mask > 0.5
+    x0, y0, x1, y1 = info["headline_bbox"]
+    drawn_crop = drawn[y0 : y1 + 1, x0 : x1 + 1]
+
+    def reference(engine: ImageFont.Layout) -> np.ndarray:
+        font = ImageFont.truetype(
+            str(text.builtin_font_path("DejaVuSans-Bold")), info["headline_font_px"] * 2, layout_engine=engine
+        )
+        img = Image.new("L", (4000, 600), 0)
+        ImageDraw.Draw(img).text((100, 400), words, font=font, fill=255, anchor="ls")
+        box = img.getbbox()
+        assert box is not None
+        crop = img.crop(box).resize((x1 - x0 + 1, y1 - y0 + 1), Image.Resampling.BOX)
+        return np.asarray(crop) > 127
+
+    shaped, basic = reference(ImageFont.Layout.RAQM), reference(ImageFont.Layout.BASIC)
+    assert _iou(drawn_crop, shaped) > 0.8 > _iou(drawn_crop, basic) + 0.1, (
+        _iou(drawn_crop, shaped),
+        _iou(drawn_crop, basic),
+    )
+
+
+def test_a_tracked_headline_is_centred_and_fits_without_clipping_a_glyph(tmp_path: Path) -> None:
+    """The drawn ink is measured, not estimated: the box is centred and inside max_width, and the last
+    glyph is all there (its ink matches the same letter drawn alone)."""
+    spec = write_campaign(tmp_path, "noir-sneaker")
+    _headline(spec, text="WAVES OF LIGHT W", tracking=0.4, max_width=0.8, center=[0.5, 0.5])
+    mask, info = _headline_mask(spec)
+    w = mask.shape[1]
+    x0, y0, x1, y1 = info["headline_bbox"]
+    assert x1 - x0 + 1 <= 0.8 * w + 1
+    assert abs((x0 + x1) / 2 - w / 2) <= 1.0
+    columns = np.nonzero((mask > 0.5).any(axis=0))[0]
+    gaps = np.nonzero(np.diff(columns) > 1)[0]
+    last_glyph_width = columns[-1] - columns[gaps[-1] + 1] + 1
+    from PIL import ImageFont
+
+    from media_routes.lib import text
+
+    font = ImageFont.truetype(str(text.builtin_font_path("DejaVuSans-Bold")), info["headline_font_px"])
+    alone = text.ink_width(font, "W", 0.0)
+    assert abs(last_glyph_width - alone) <= 2, (last_glyph_width, alone)

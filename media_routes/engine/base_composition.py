@@ -8,18 +8,18 @@ and flat shapes placed per layout, and the exact headline text in the brand font
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import cast
 
 import colour
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageFont
 
+from media_routes.lib import text
 from media_routes.lib.imaging import hex_to_rgb, linear_to_srgb, load_user_image, srgb_to_linear, to_uint8
 from media_routes.spec import Campaign, CampaignSpec, ImageLayer, ShapeLayer
 
-FONTS_DIR = Path(__file__).resolve().parent.parent / "fonts"
+FONTS_DIR = text.FONTS_DIR
 
 
 @dataclass
@@ -183,37 +183,20 @@ def _headline(campaign: Campaign, size: tuple[int, int]) -> tuple[np.ndarray, di
     ss = 2
     px = max(8, round(hl.size * h / 0.72 * ss))  # cap height is ~72% of the em size in DejaVu
     font = _font(campaign, hl.font, px)
-    tracking = hl.tracking * px
-
-    def measure(f: ImageFont.FreeTypeFont, trk: float) -> tuple[float, tuple[float, float, float, float]]:
-        bbox = f.getbbox(hl.text, anchor="ls")
-        return (bbox[2] - bbox[0]) + trk * max(len(hl.text) - 1, 0), bbox
-
-    text_w, bbox = measure(font, tracking)
+    # measured on the ink that is drawn (media_routes/lib/text.py), so fitting and centring never clip a glyph
+    ink, baseline, _ = text.draw_line(font, hl.text, hl.tracking * px)
     limit = hl.max_width * w * ss
-    if text_w > limit:  # shrink to fit the allowed width
-        px = max(8, int(px * limit / text_w))
+    if ink.width > limit:  # shrink to fit the allowed width
+        px = max(8, int(px * limit / ink.width))
         font = _font(campaign, hl.font, px)
-        tracking = hl.tracking * px
-        text_w, bbox = measure(font, tracking)
+        ink, baseline, _ = text.draw_line(font, hl.text, hl.tracking * px)
     canvas = Image.new("L", (w * ss, h * ss), 0)
-    draw = ImageDraw.Draw(canvas)
-    cx, cy = hl.center[0] * w * ss, hl.center[1] * h * ss
-    ascent = -bbox[1]
-    x = cx - text_w / 2
-    y = cy + ascent / 2  # baseline so the glyphs' box is centred vertically
-    if tracking == 0:
-        draw.text((x, y), hl.text, font=font, fill=255, anchor="ls")
-    else:
-        for ch in hl.text:
-            draw.text((x, y), ch, font=font, fill=255, anchor="ls")
-            x += font.getlength(ch) + tracking
+    text.place_line(canvas, ink, baseline, (hl.center[0] * w * ss, hl.center[1] * h * ss))
     alpha = np.asarray(canvas.resize((w, h), Image.Resampling.BOX), dtype=np.float32) / 255.0
-    ys, xs = np.nonzero(alpha > 0.5)
     info: dict[str, object] = {
         "headline_text": hl.text,
         "headline_font_px": round(px / ss),
-        "headline_bbox": [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())] if len(xs) else [],
+        "headline_bbox": text.ink_box(alpha),
     }
     return alpha, info
 

@@ -62,7 +62,21 @@ def _instance() -> dg.DagsterInstance:
         console.print("[dim]DAGSTER_HOME is not set: using the local default below[/dim]")
     os.environ["DAGSTER_HOME"] = str(home)
     console.print(f"[dim]Dagster instance: {home} (DAGSTER_HOME)[/dim]")
-    return dg.DagsterInstance.get()
+    import fcntl
+
+    from media_routes.recovery import recover
+
+    # two commands started at once on a new DAGSTER_HOME would both create the SQLite schema
+    with (home / ".instance.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)  # creates the storage, under the lock
+        for r in recover(instance, settings.media_root() / ".scratch"):
+            console.print(
+                f"[yellow]run {r.run_id} ({r.job_name}) was left running by a media-routes process that is gone "
+                f"(pid {r.pid}): marked failed, its pool slots freed[/yellow]"
+            )
+    return instance
 
 
 def _resources(campaigns_dir: Path) -> Resources:

@@ -14,6 +14,7 @@ import dagster as dg
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from media_routes.defs.jobs import CAMPAIGN_JOB, FORMAT_JOB
+from media_routes.recovery import process_tags
 from media_routes.stages import (
     CAMPAIGN_DIMENSION,
     CAMPAIGN_STAGES,
@@ -89,7 +90,7 @@ def materialize_stages(
         run_config=_run_config({k: v for k, v in (seeds or {}).items() if k in stages}, log_level),
         instance=instance,
         partition_key=str(partition_key),
-        tags=tags,
+        tags={**process_tags(), **(tags or {})},  # so a later command can recover it if this process dies
         raise_on_error=raise_on_error,
         asset_selection=[dg.AssetKey(s) for s in stages],
     )

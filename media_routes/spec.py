@@ -751,17 +751,21 @@ def check_campaign_files(spec: CampaignSpec, folder: Path, *, file: str) -> list
     return problems
 
 
-def load_campaign(spec_path: Path) -> Campaign:
-    """Load and fully validate one campaign spec; raises SpecError listing every problem."""
+def load_campaign(spec_path: Path, *, raw: bytes | None = None) -> Campaign:
+    """Load and fully validate one campaign spec; raises SpecError listing every problem.
+
+    ``raw``: the spec's bytes, already read by the caller (the spec index fingerprints exactly the bytes
+    that were validated)."""
     spec_path = Path(spec_path)
     file = str(spec_path)
     try:
-        size = spec_path.stat().st_size
+        size = len(raw) if raw is not None else spec_path.stat().st_size
         if size > MAX_SPEC_BYTES:
             raise SpecError(
                 [SpecProblem(file, "(file)", f"{size:,} bytes; a spec may have at most {MAX_SPEC_BYTES:,}")]
             )
-        raw = spec_path.read_bytes()
+        if raw is None:
+            raw = spec_path.read_bytes()
     except OSError as exc:
         raise SpecError([SpecProblem(file, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
     try:

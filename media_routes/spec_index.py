@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from media_routes.spec import SPEC_FILENAME, Campaign, SpecError, load_campaign
+from media_routes.spec import MAX_SPEC_BYTES, SPEC_FILENAME, Campaign, SpecError, load_campaign
 from media_routes.spec_slices import stage_slice_hashes
 
 INDEX_VERSION = 1
@@ -115,12 +115,12 @@ def _stat(path: Path) -> Stat | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _digest(folder: Path, rels: Iterable[str]) -> str:
+def _digest(folder: Path, rels: Iterable[str], spec_bytes: bytes | None = None) -> str:
     h = hashlib.sha256()
     for rel in rels:
         h.update(rel.encode() + b"\0")
         try:
-            h.update((folder / rel).read_bytes())
+            h.update(spec_bytes if rel == SPEC_FILENAME and spec_bytes is not None else (folder / rel).read_bytes())
         except OSError as exc:
             h.update(f"<unreadable: {exc.errno}>".encode())
         h.update(b"\0")
@@ -165,12 +165,20 @@ def parse_entry(folder: Path, *, synced: bool = False, previous: Entry | None = 
     became invalid, so a broken edit does not make the campaign forget its formats."""
     scan_ns = time.time_ns()
     spec_path = folder / SPEC_FILENAME
+    # Stat first, then read, then validate: a write during validation leaves a stat that differs from the
+    # file's next stat, so the next scan re-reads it (stats taken after reading could hide that write).
+    folder_rels = _folder_files(folder)
+    before = _stats(folder, folder_rels)
     campaign: Campaign | None = None
+    raw: bytes | None = None
     try:
-        campaign = load_campaign(spec_path)
+        raw = spec_path.read_bytes() if spec_path.stat().st_size <= MAX_SPEC_BYTES else None
+        campaign = load_campaign(spec_path, raw=raw)
         error = None
     except SpecError as exc:
         error = str(exc)
+    except OSError as exc:
+        error = f"{spec_path}: (file): cannot read: {exc.strerror or exc}"
     except Exception as exc:  # noqa: BLE001 - one broken spec must never stop the others
         error = f"{spec_path}: (file): could not be read: {type(exc).__name__}: {str(exc)[:300]}"
     if campaign is not None:
@@ -179,13 +187,12 @@ def parse_entry(folder: Path, *, synced: bool = False, previous: Entry | None = 
         except Exception as exc:  # noqa: BLE001 - a file vanished between validation and hashing
             campaign, error = None, f"{spec_path}: (file): could not be hashed: {type(exc).__name__}: {exc}"
     if campaign is None:
-        rels = _folder_files(folder)
-        stats = _stats(folder, rels)
+        stats = before
         keep = previous if previous is not None and previous.slices else None
         return Entry(
             campaign=folder.name,
             files=stats,
-            digest=_digest(folder, [r for r in rels if not _is_dir_key(r)]),
+            digest=_digest(folder, [r for r in folder_rels if not _is_dir_key(r)], raw),
             code=code_version(),
             racy=_is_racy(stats, scan_ns),
             error=error,
@@ -197,11 +204,11 @@ def parse_entry(folder: Path, *, synced: bool = False, previous: Entry | None = 
         )
     spec = campaign.spec
     rels = [SPEC_FILENAME, *sorted(set(campaign.asset_files()))]
-    stats = _stats(folder, rels)
+    stats = {rel: before.get(rel) or _stats(folder, [rel])[rel] for rel in rels}
     return Entry(
         campaign=folder.name,
         files=stats,
-        digest=_digest(folder, rels),
+        digest=_digest(folder, rels, raw),
         code=code_version(),
         racy=_is_racy(stats, scan_ns),
         slices=slices,

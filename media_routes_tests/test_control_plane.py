@@ -303,3 +303,31 @@ def _automation_and_schedule(instance: dg.DagsterInstance, tmp_path: Path, monke
     }
     assert isinstance(requests, list) and [r.partition_key for r in requests] == ["c00002"]
     assert counts.yaml == 0
+
+
+def test_a_spec_written_while_the_tick_validates_it_is_read_again(
+    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployment test's race: the folder is copied, the sensor reads the copied spec, then the spec is
+    rewritten with its own id, all within one validation. The next tick must see the rewrite."""
+    write_many(tmp_path, 1, **FAST)
+    spec_path = tmp_path / "c00000" / "campaign.yaml"
+    original = spec_path.read_text()
+    spec_path.write_text(original.replace("id: c00000", "id: wrong-id"))
+    real = spec_index.load_campaign
+    written = []
+
+    def load_then_rewrite(path: Path, **kwargs: Any) -> Any:
+        try:
+            return real(path, **kwargs)
+        finally:
+            if not written:
+                spec_path.write_text(original)  # lands after the bytes were read
+                written.append(1)
+
+    monkeypatch.setattr(spec_index, "load_campaign", load_then_rewrite)
+    monkeypatch.setattr(spec_index, "RACY_NS", 0)  # not even the racy re-hash may be what saves it
+    first = sync_campaigns(instance, tmp_path)
+    assert first.invalid == ["c00000"]
+    second = sync_campaigns(instance, tmp_path)
+    assert second.registered == ["c00000"] and second.invalid == []

@@ -467,8 +467,8 @@ class Ledger:
             out[col] = out[col].astype(int)
         out["misses"] = out["calls"] - out["hits"]
         hosted = out["calls"] - out["local"]
-        out["hit_rate"] = [None if n == 0 else h / n for h, n in zip(out["hits"], hosted, strict=True)]
-        out["hit_rate"] = out["hit_rate"].astype(object)
+        rates = [None if n == 0 else h / n for h, n in zip(out["hits"], hosted, strict=True)]
+        out["hit_rate"] = pd.Series(rates, index=out.index, dtype=object)
         return out[keys + cols]
 
     def hit_rate(self, campaign: str | None = None) -> float | None:

@@ -419,6 +419,6 @@ def failure_line(stage: str, err: ProviderError) -> str:
     """``stage: provider model: reason [request id]`` on one line, for the command line's failure summary."""
     reason = " ".join(err.reason.split())
     kind = type(err).__name__
-    rid = f" (request id {err.request_id})" if err.request_id else ""
+    rid = f" (request id {err.request_id})" if err.request_id else " (no request id in the answer)"
     block = f" [{err.block_reason}]" if isinstance(err, ContentBlocked) and err.block_reason else ""
     return f"{stage}: {err.provider} {err.model}: {kind}{block}: {reason}{rid}"

@@ -162,6 +162,13 @@ STILL_FAULTS = {
         first=Run(True, 1, "local", [(True, "lost")]),  # maybe billed: booked; not re-sent in the run; fell back
         again=Run(True, 1, BASE, [(True, "usable")]),  # a later run may send it again (the answer was never seen)
     ),
+    "permission denied (a leaked key)": StillFault(
+        "permission_denied",
+        {"route": "generateContent"},
+        first=Run(False, 1, None, []),  # configuration, not an outage: no retry, no fallback, nothing billed
+        again=Run(True, 1, BASE, [(True, "usable")]),  # not billed, so a later run sends it again (here it answers)
+        line=("base_composition: google gemini-3-pro-image-preview: PermissionDenied", "leaked"),
+    ),
     "image safety with usage metadata": StillFault(
         "image_safety",
         {"route": "generateContent"},

@@ -239,8 +239,9 @@ class Ledger:
             cur = conn.execute("SELECT * FROM ledger_calls WHERE 1 = 0")
             have = {d[0] for d in cur.description}
             for name, sql_type, fill in _ADDED_COLUMNS:
-                if name not in have:
-                    conn.execute(f"ALTER TABLE ledger_calls ADD COLUMN {name} {sql_type}")
+                if name not in have:  # (IF NOT EXISTS on PostgreSQL: two workers may migrate at once)
+                    guard = "IF NOT EXISTS " if self.db.kind == "postgres" else ""
+                    conn.execute(f"ALTER TABLE ledger_calls ADD COLUMN {guard}{name} {sql_type}")
                     if fill:
                         conn.execute(fill)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -195,8 +196,12 @@ def _execute(
     seeds: dict[str, int] | None = None,
     tags: dict[str, str] | None = None,
     label: str = "",
+    verbose: bool = False,
 ) -> list[RunSummary]:
+    """Run the plan, stopping at the first failed run. A failure prints its one-line reason (provider, model, reason,
+    request id); Dagster's own log lines and stack traces only with ``verbose``."""
     from media_routes.pipeline import materialize_stages
+    from media_routes.run_report import failure_reasons
 
     total = sum(len(r.stages) for r in plan)
     summaries: list[RunSummary] = []
@@ -212,18 +217,42 @@ def _execute(
         for run in plan:
             progress.update(task, description=f"{label} {run.partition}: {' -> '.join(run.stages)}")
             summary = materialize_stages(
-                instance, resources, run.stages, run.partition, seeds=seeds, tags=tags, raise_on_error=False
+                instance,
+                resources,
+                run.stages,
+                run.partition,
+                seeds=seeds,
+                tags=tags,
+                raise_on_error=False,
+                log_level="WARNING" if verbose else "CRITICAL",
             )
             summaries.append(summary)
             if not summary.success:
                 progress.stop()
                 console.print(
-                    f"[red]run {summary.run_id} failed[/red] for {run.partition} ({', '.join(run.stages)}); "
-                    "see the run in `dagster dev` for the error. Earlier outputs are untouched."
+                    f"[red]run {summary.run_id} failed[/red] for {run.partition}. Earlier outputs are untouched."
                 )
+                for line in failure_reasons(instance, summary.run_id) or ["(no step failure recorded)"]:
+                    console.print(f"[red]FAILED[/red] {escape(line)}", highlight=False)
+                if not verbose:
+                    console.print("[dim]the whole error: --verbose, or the run in `dagster dev`[/dim]")
                 return summaries
             progress.advance(task, len(run.stages))
     return summaries
+
+
+def _print_routes(instance: dg.DagsterInstance, resources: Mapping[str, Any], summaries: Sequence[RunSummary]) -> float:
+    """The routes that actually ran per stage (local, hosted, fallback, cache hit) and the credits the ledger booked
+    for these runs; returns the credits."""
+    from media_routes.run_report import ledger_credits, stage_outcomes
+
+    for s in summaries:
+        for outcome in stage_outcomes(instance, s.run_id, s.stages, s.partition):
+            out.print(f"  {outcome.line()}", highlight=False, markup=False)
+    credits, unusable = ledger_credits(resources["providers"].ledger().frame(), [s.run_id for s in summaries])
+    note = f" ({unusable} billed answer(s) unusable, see `media-routes costs`)" if unusable else ""
+    out.print(f"credits spent by these runs: {credits:g}{note}", highlight=False)
+    return credits
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -253,9 +282,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         observe_campaign(instance, campaign, source="media-routes demo")
     started = time.perf_counter()
     failed = False
+    ran: list[RunSummary] = []
     for cid, campaign in good.items():
         plan = plan_runs(cid, campaign.spec.formats)
-        summaries = _execute(instance, resources, plan, tags={"media_routes/command": "demo"}, label=cid)
+        summaries = _execute(
+            instance, resources, plan, tags={"media_routes/command": "demo"}, label=cid, verbose=args.verbose
+        )
+        ran += summaries
         failed |= not all(s.success for s in summaries)
     elapsed = time.perf_counter() - started
     out_dir = Path(args.out).resolve()
@@ -269,7 +302,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 out.print(f"  {cid} {fmt:>5} {kind:<7} {files.get(kind, '(missing)')}", highlight=False)
         if exported.contact_sheet:
             out.print(f"  {cid} contact sheet {exported.contact_sheet}", highlight=False)
-    out.print(f"rendered {len(good)} campaign(s) in {elapsed:.0f} s on the local engine")
+    verdict = "FAILED" if failed else "rendered"
+    out.print(f"{verdict} {len(good)} campaign(s) in {elapsed:.0f} s; the route of each stage:")
+    _print_routes(instance, resources, ran)
     store: Any = resources["media_store"]  # a LocalMediaStore (root) or an S3MediaStore (bucket, prefix)
     out.print(f"media store: {getattr(store, 'root', None) or f's3://{store.bucket}/{store.prefix}'}")
     out.print(f"see the runs and lineage: DAGSTER_HOME={settings.dagster_home()} dagster dev")
@@ -311,9 +346,10 @@ def cmd_reroll(args: argparse.Namespace) -> int:
         f"re-rolling {args.stage} for {campaign.id} with seed {seed}; re-materializing: "
         + "; ".join(f"{r.partition}: {', '.join(r.stages)}" for r in plan)
     )
+    resources = _resources(campaigns_dir)
     summaries = _execute(
         instance,
-        _resources(campaigns_dir),
+        resources,
         plan,
         seeds={args.stage: seed},
         tags={
@@ -322,10 +358,12 @@ def cmd_reroll(args: argparse.Namespace) -> int:
             "media_routes/seed": str(seed),
         },
         label="reroll",
+        verbose=args.verbose,
     )
     ok = all(s.success for s in summaries) and len(summaries) == len(plan)
     for s in summaries:
         out.print(f"{'ok' if s.success else 'FAILED'}  run {s.run_id}  {s.partition}: {', '.join(s.stages)}")
+    _print_routes(instance, resources, summaries)
     if ok:
         out.print(f"to keep this result, set `seed: {seed}` in the spec or re-roll again with --seed {seed}")
     return 0 if ok else 1
@@ -461,20 +499,18 @@ def cmd_costs(args: argparse.Namespace) -> int:
     if args.csv:
         report.calls.to_csv(args.csv, index=False)
         console.print(f"ledger rows written to {args.csv}")
+    local_rows = int((report.calls["provider"] == "local").sum())
     if args.json:
-        out.print_json(
-            json.dumps(
-                {
-                    "by": {k: v.to_dict(orient="records") for k, v in report.by.items()},
-                    "hit_rate": report.hit_rate,
-                    "spent_credits": report.spent_credits,
-                    "saved_by_cache": report.saved_by_cache,
-                    "saved_vs_naive": report.saved_vs_naive,
-                    "rerolls": report.rerolls.to_dict(orient="records"),
-                },
-                default=str,
-            )
-        )
+        payload = {
+            "by": {k: v.to_dict(orient="records") for k, v in report.by.items()},
+            "hit_rate": report.hit_rate,  # hosted calls only
+            "local_rows": local_rows,
+            "spent_credits": report.spent_credits,
+            "saved_by_cache": report.saved_by_cache,
+            "saved_vs_naive": report.saved_vs_naive,
+            "rerolls": report.rerolls.to_dict(orient="records"),
+        }
+        out.print_json(strict_json(payload))
         return 0
     for dim, frame in report.by.items():
         table = Table(title=f"spend by {dim}")
@@ -485,8 +521,8 @@ def cmd_costs(args: argparse.Namespace) -> int:
         out.print(table)
     rate = "n/a" if report.hit_rate is None else f"{report.hit_rate:.0%}"
     out.print(
-        f"spent {report.spent_credits:g} credits; cache hit rate {rate}; saved by the cache "
-        f"{report.saved_by_cache:g} credits",
+        f"spent {report.spent_credits:g} credits; cache hit rate of hosted calls {rate}; saved by the cache "
+        f"{report.saved_by_cache:g} credits; local-engine stage runs (not counted in the hit rate): {local_rows}",
         highlight=False,
     )
     if not report.rerolls.empty:
@@ -498,6 +534,33 @@ def cmd_costs(args: argparse.Namespace) -> int:
         out.print(table)
         out.print(f"saved against re-running the whole pipeline per re-roll: {report.saved_vs_naive:g} credits")
     return 0
+
+
+def strict_json(value: Any) -> str:
+    """``value`` as strict JSON: NaN and infinities (pandas' missing values) become null, other objects strings."""
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if v is None or isinstance(v, str | int | bool):
+            return v
+        if hasattr(v, "item"):  # numpy scalars
+            return clean(v.item())
+        try:
+            import pandas as pd
+
+            if pd.isna(v):
+                return None
+        except (TypeError, ValueError):
+            pass
+        return str(v)
+
+    return json.dumps(clean(value), allow_nan=False)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -607,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--campaigns-dir",
         help=f"campaign specs folder (default ${settings.ENV_CAMPAIGNS_DIR} or ./campaigns)",
     )
+    d.add_argument("--verbose", action="store_true", help="Dagster's log and the full error of a failed step")
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("reroll", help="re-roll one stage with a new seed and re-materialize what follows")
@@ -615,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", help="only this format for the per-format stages")
     r.add_argument("--seed", type=int, help="seed to use (default: a new random one, printed)")
     r.add_argument("--campaigns-dir")
+    r.add_argument("--verbose", action="store_true", help="Dagster's log and the full error of a failed step")
     r.set_defaults(func=cmd_reroll)
 
     t = sub.add_parser("trace", help="latest materialization of every stage for a campaign")

@@ -203,7 +203,7 @@ def _raises(call: Callable[[], object], cls: type[ProviderError]) -> ProviderErr
         ("gateway_timeout", "result", ProviderTimeout, 504, True),
         ("locked", "submit", QuotaExhausted, 403, False),
         ("forbidden", "result", PermissionDenied, 403, False),
-        ("truncated", "result", ServerError, None, True),
+        ("truncated", "result", ServerError, 200, True),  # a 2xx whose body is unreadable (issue #14)
     ],
 )
 def test_http_failures_map_to_typed_errors_with_the_request_id(

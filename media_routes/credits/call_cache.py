@@ -86,6 +86,13 @@ CREATE TABLE IF NOT EXISTS cache_entries (
     sha256     VARCHAR(64) NOT NULL,
     created_at VARCHAR(40) NOT NULL,
     meta       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS call_sends (
+    call_key   VARCHAR(64) NOT NULL,
+    run_id     VARCHAR(64) NOT NULL,
+    sends      INTEGER NOT NULL,
+    updated_at VARCHAR(40) NOT NULL,
+    PRIMARY KEY (call_key, run_id)
 )
 """
 
@@ -288,6 +295,36 @@ class CallCache:
             if on_stored is not None:
                 on_stored(result)
             return result
+
+    # -- the send budget: one count per call key and run, shared by every layer that may re-send ---------------
+
+    def sends(self, key: str, run_id: str) -> int:
+        """How many times ``key``'s request was sent to the provider in run ``run_id`` (every attempt, every retry)."""
+        _check_key(key)
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT sends FROM call_sends WHERE call_key = ? AND run_id = ?", (key, run_id)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def count_send(self, key: str, run_id: str) -> int:
+        """Count one more send of ``key`` in ``run_id`` (before it is sent) and return the new count.
+
+        The adapter's retries, the route executor and Dagster's step retries of one run all go through here, so a
+        step retry continues the count instead of restarting it (docs/routing.md, "Retries").
+        """
+        _check_key(key)
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO call_sends (call_key, run_id, sends, updated_at) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (call_key, run_id) DO UPDATE SET sends = call_sends.sends + 1,"
+                " updated_at = excluded.updated_at",
+                (key, run_id, _utc_now()),
+            )
+            row = conn.execute(
+                "SELECT sends FROM call_sends WHERE call_key = ? AND run_id = ?", (key, run_id)
+            ).fetchone()
+        return int(row[0])
 
     # -- internals -----------------------------------------------------------------------------------------
 

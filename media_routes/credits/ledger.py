@@ -10,6 +10,15 @@ bound as ``%s`` on psycopg2; ``hit`` is bound as a Python bool (a real BOOLEAN o
 
 Each row's ``credits``/``usd`` is what the call cost: the priced amount for a miss, zero for a cache hit. A hit
 also records what it would have cost in ``saved_credits``/``saved_usd``, which the reports sum as savings.
+
+Every answer the provider may bill has a row (issue #14), written under the call key's lock when the answer
+arrives, before it is parsed (``providers/receipts.py``), then settled: ``billed`` says whether the provider may
+charge for it (a filtered Veo video or a failed Kling task is free), ``outcome`` what came of it: ``usable`` (stored
+in the call cache), ``unparseable`` (a 2xx whose body or image could not be read), ``blocked`` (a content block),
+``failed`` (a 2xx or finished job without a result), ``lost`` (sent, answer never arrived: a read timeout), or
+``received`` (a crash between the answer's arrival and its settling). A billed row costs the price-table price
+whatever its outcome, so budgets, ``costs`` and the failure metadata count it. Cache hits and local-engine rows
+are ``usable`` and not billed. Rows written before these columns existed are migrated (``billed`` = a hosted miss).
 """
 
 from __future__ import annotations
@@ -48,7 +57,11 @@ CREATE TABLE IF NOT EXISTS ledger_calls (
     saved_credits DOUBLE PRECISION NOT NULL,
     saved_usd     DOUBLE PRECISION NOT NULL,
     hit           BOOLEAN NOT NULL,
-    call_key      VARCHAR(64) NULL
+    call_key      VARCHAR(64) NULL,
+    billed        BOOLEAN NOT NULL DEFAULT FALSE,
+    outcome       VARCHAR(16) NOT NULL DEFAULT 'usable',
+    request_id    TEXT NULL,
+    reason        TEXT NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_calls_campaign ON ledger_calls (campaign);
 CREATE TABLE IF NOT EXISTS ledger_refusals (
@@ -75,6 +88,23 @@ _UNIT_FIELDS = {
     "compute_second": "compute_seconds",
 }
 GROUPS = ("campaign", "stage", "provider", "format")
+LOCAL_PROVIDER = "local"
+USABLE = "usable"
+RECEIVED = "received"
+# outcomes of a paid answer that produced nothing usable: never re-sent automatically (an operator's re-roll is)
+UNUSABLE_PAID = ("unparseable", "failed", "blocked")
+OUTCOMES = (USABLE, RECEIVED, "lost", *UNUSABLE_PAID)
+# columns added after the first release of the table: (name, SQL type with default, how old rows are filled)
+_ADDED_COLUMNS = (
+    (
+        "billed",
+        "BOOLEAN NOT NULL DEFAULT FALSE",
+        f"UPDATE ledger_calls SET billed = (NOT hit AND provider <> '{LOCAL_PROVIDER}')",
+    ),
+    ("outcome", "VARCHAR(16) NOT NULL DEFAULT 'usable'", None),
+    ("request_id", "TEXT NULL", None),
+    ("reason", "TEXT NULL", None),
+)
 
 
 class UnknownPriceError(KeyError):
@@ -188,6 +218,10 @@ class LedgerRow:
     saved_usd: float
     hit: bool
     call_key: str | None
+    billed: bool = False
+    outcome: str = USABLE
+    request_id: str | None = None
+    reason: str | None = None
 
 
 class Ledger:
@@ -197,6 +231,19 @@ class Ledger:
         self.db = as_state_db(db)
         self.prices = prices
         self.db.create_schema(SCHEMA_SQL)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a ledger created by an earlier version lacks (``billed``, ``outcome``, ...)."""
+        with self._connect() as conn:
+            cur = conn.execute("SELECT * FROM ledger_calls WHERE 1 = 0")
+            have = {d[0] for d in cur.description}
+            for name, sql_type, fill in _ADDED_COLUMNS:
+                if name not in have:  # (IF NOT EXISTS on PostgreSQL: two workers may migrate at once)
+                    guard = "IF NOT EXISTS " if self.db.kind == "postgres" else ""
+                    conn.execute(f"ALTER TABLE ledger_calls ADD COLUMN {guard}{name} {sql_type}")
+                    if fill:
+                        conn.execute(fill)
 
     def _connect(self) -> contextlib.AbstractContextManager[Conn]:
         return self.db.connect()
@@ -213,9 +260,23 @@ class Ledger:
         hit: bool,
         call_key: str | None,
         format: str | None = None,
+        billed: bool | None = None,
+        outcome: str = USABLE,
+        request_id: str | None = None,
+        reason: str | None = None,
     ) -> LedgerRow:
-        """Price and append one call (``hit=False``) or cache hit (``hit=True``, costs zero, records the saving)."""
+        """Price and append one call (``hit=False``) or cache hit (``hit=True``, costs zero, records the saving).
+
+        ``billed`` defaults to "a hosted miss"; an answer the provider does not charge for (``billed=False``) costs
+        zero. ``outcome``: see the module docstring.
+        """
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown ledger outcome {outcome!r}: one of {OUTCOMES}")
+        if billed is None:
+            billed = not hit and provider != LOCAL_PROVIDER
         credits, usd = self.prices.price(provider, model, units)
+        if not hit and not billed:
+            credits, usd = 0.0, 0.0
         row = LedgerRow(
             id=uuid.uuid4().hex,
             ts=datetime.now(UTC).isoformat(timespec="microseconds"),
@@ -232,11 +293,16 @@ class Ledger:
             saved_usd=usd if hit else 0.0,
             hit=hit,
             call_key=call_key,
+            billed=bool(billed),
+            outcome=outcome,
+            request_id=request_id,
+            reason=reason[:600] if reason else None,
         )
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO ledger_calls (id, ts, run_id, campaign, format, stage, provider, model, units, credits,"
-                " usd, saved_credits, saved_usd, hit, call_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " usd, saved_credits, saved_usd, hit, call_key, billed, outcome, request_id, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.id,
                     row.ts,
@@ -253,15 +319,49 @@ class Ledger:
                     row.saved_usd,
                     bool(row.hit),
                     row.call_key,
+                    bool(row.billed),
+                    row.outcome,
+                    row.request_id,
+                    row.reason,
                 ),
             )
         return row
 
-    def has_paid(self, call_key: str) -> bool:
-        """Whether a paid call (a miss) with this key is in the ledger."""
+    def settle(self, row_id: str, *, outcome: str, reason: str | None = None, request_id: str | None = None) -> None:
+        """Set what came of a paid answer recorded on arrival (``received``): usable, unparseable, blocked, ..."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown ledger outcome {outcome!r}: one of {OUTCOMES}")
         with self._connect() as conn:
-            row = conn.execute("SELECT 1 FROM ledger_calls WHERE call_key = ? AND NOT hit LIMIT 1", (call_key,))
+            conn.execute(
+                "UPDATE ledger_calls SET outcome = ?, reason = COALESCE(?, reason),"
+                " request_id = COALESCE(?, request_id) WHERE id = ?",
+                (outcome, reason[:600] if reason else None, request_id, row_id),
+            )
+
+    def has_paid(self, call_key: str) -> bool:
+        """Whether a paid call (a miss) whose answer was usable (or not yet settled) with this key is in the ledger."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM ledger_calls WHERE call_key = ? AND NOT hit AND outcome IN (?, ?) LIMIT 1",
+                (call_key, USABLE, RECEIVED),
+            )
             return row.fetchone() is not None
+
+    def paid_unusable(self, call_key: str) -> dict[str, Any] | None:
+        """The last billed answer for this key that was unusable (unparseable, failed, blocked), or None.
+
+        Such a call was paid for and is never re-sent automatically (a re-roll, a new seed, is a new key).
+        """
+        marks = ", ".join("?" for _ in UNUSABLE_PAID)
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT ts, run_id, outcome, reason, request_id FROM ledger_calls WHERE call_key = ? AND billed"
+                f" AND outcome IN ({marks}) ORDER BY ts DESC LIMIT 1",
+                (call_key, *UNUSABLE_PAID),
+            ).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("ts", "run_id", "outcome", "reason", "request_id"), row, strict=True))
 
     def spent(self, campaign: str | None = None) -> float:
         """Credits paid so far (cache hits cost nothing), for one campaign or all."""
@@ -325,27 +425,38 @@ class Ledger:
         with self._connect() as conn:
             df = conn.frame(sql + " ORDER BY ts, id", params)
         df["hit"] = df["hit"].astype(bool)
+        df["billed"] = df["billed"].astype(bool)
         df["units"] = df["units"].map(json.loads)
         return df
 
     def totals(self, by: str | Sequence[str] = "campaign", campaign: str | None = None) -> pd.DataFrame:
-        """Spend grouped by any of campaign/stage/provider/format: calls, hits, misses, credits, usd, savings, hit_rate.
+        """Spend grouped by any of campaign/stage/provider/format: calls, hits, misses, local, unusable, credits, usd,
+        savings, hit_rate.
 
-        A missing ``format`` is its own group (NaN), not dropped.
+        ``local`` counts local-engine rows (reported apart: they are no provider call); ``unusable`` the billed
+        answers that produced nothing (unparseable, blocked, failed, lost). ``hit_rate`` is hits over hosted rows
+        (None where a group has none). A missing ``format`` is its own group (NaN), not dropped.
         """
         keys = [by] if isinstance(by, str) else list(by)
         bad = [k for k in keys if k not in GROUPS]
         if bad or not keys:
             raise ValueError(f"group by {bad or keys}: choose from {GROUPS}")
         df = self.frame(campaign)
-        cols = ["calls", "hits", "misses", "credits", "usd", "saved_credits", "saved_usd", "hit_rate"]
+        cols = ["calls", "hits", "misses", "local", "unusable", "credits", "usd", "saved_credits", "saved_usd"]
+        cols.append("hit_rate")
         if df.empty:
             return pd.DataFrame(columns=keys + cols)
+        df = df.assign(
+            is_local=df["provider"] == LOCAL_PROVIDER,
+            is_unusable=df["billed"] & (df["outcome"] != USABLE),
+        )
         out = (
             df.groupby(keys, dropna=False)
             .agg(
                 calls=("id", "count"),
                 hits=("hit", "sum"),
+                local=("is_local", "sum"),
+                unusable=("is_unusable", "sum"),
                 credits=("credits", "sum"),
                 usd=("usd", "sum"),
                 saved_credits=("saved_credits", "sum"),
@@ -353,15 +464,20 @@ class Ledger:
             )
             .reset_index()
         )
-        out["hits"] = out["hits"].astype(int)
+        for col in ("hits", "local", "unusable"):
+            out[col] = out[col].astype(int)
         out["misses"] = out["calls"] - out["hits"]
-        out["hit_rate"] = out["hits"] / out["calls"]
+        hosted = out["calls"] - out["local"]
+        rates = [None if n == 0 else h / n for h, n in zip(out["hits"], hosted, strict=True)]
+        out["hit_rate"] = pd.Series(rates, index=out.index, dtype=object)
         return out[keys + cols]
 
     def hit_rate(self, campaign: str | None = None) -> float | None:
-        """Share of ledger rows that were cache hits; None when nothing was recorded."""
+        """Share of hosted rows (provider calls and cache hits, not local-engine work) that were cache hits;
+        None when there is none."""
         df = self.frame(campaign)
-        return None if df.empty else float(df["hit"].mean())
+        hosted = df[df["provider"] != LOCAL_PROVIDER] if not df.empty else df
+        return None if hosted.empty else float(hosted["hit"].mean())
 
 
 def cached_call(
@@ -378,8 +494,12 @@ def cached_call(
     units: Units,
     format: str | None = None,
     meta: Mapping[str, Any] | None = None,
+    paid_row: Callable[[], str | None] | None = None,
 ) -> CacheResult:
     """Get-or-call through the cache and record the outcome in the ledger.
+
+    ``paid_row`` gives the id of the row ``fn`` already wrote when the provider's answer arrived (a receipt,
+    see :class:`HostedCalls`); the stored result settles that row as ``usable`` instead of adding another.
 
     The price is looked up first, so an unpriced model fails before anything is paid. The paid call's ledger row
     is written while the call still holds the key's lock, so a concurrent identical call that waited on the lock
@@ -402,7 +522,14 @@ def cached_call(
             call_key=key,
         )
 
-    result = cache.get_or_call(key, fn, meta=meta, on_stored=lambda _: record(False))
+    def stored(_: CacheResult) -> None:
+        row_id = paid_row() if paid_row is not None else None
+        if row_id is None:
+            record(False)
+        else:
+            ledger.settle(row_id, outcome=USABLE)
+
+    result = cache.get_or_call(key, fn, meta=meta, on_stored=stored)
     if result.hit:
         with cache.key_lock(key):
             orphan = not ledger.has_paid(key)  # the payer crashed before recording: this is its row

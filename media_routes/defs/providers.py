@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import httpx
 
 from media_routes.credits import backends
 from media_routes.credits.call_cache import CallCache
@@ -45,9 +46,11 @@ class GeminiResource(dg.ConfigurableResource):
     max_concurrent: int = 4
     poll_interval_s: float = 10.0
     video_timeout_s: float = 900.0
+    image_read_timeout_s: float = 180.0  # how long a generateContent answer may take (gemini.DEFAULT_IMAGE_TIMEOUT)
 
     def image_client(self) -> gemini.GeminiImageClient:
-        return gemini.GeminiImageClient(str(self.api_key or ""), base_url=self.base_url)
+        timeout = httpx.Timeout(connect=10.0, read=self.image_read_timeout_s, write=60.0, pool=30.0)
+        return gemini.GeminiImageClient(str(self.api_key or ""), base_url=self.base_url, timeout=timeout)
 
     def veo_client(self) -> gemini.VeoClient:
         return gemini.VeoClient(str(self.api_key or ""), base_url=self.base_url)

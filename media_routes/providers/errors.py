@@ -110,7 +110,19 @@ class RateLimited(ProviderError):
 
 
 class QuotaExhausted(ProviderError):
-    """A daily (or longer) quota, a zero quota or billing is exhausted (429); waiting seconds will not help."""
+    """A daily (or longer) quota, a zero quota or billing is exhausted (429); waiting seconds will not help.
+
+    ``provider_wide``: the quota holds back every model behind the key (a project quota, an exhausted balance),
+    not only the model called (a per-model quota). Balance and billing answers are provider-wide; Gemini decides
+    from the quota ids (``gemini.quota_is_provider_wide``).
+    """
+
+    def __init__(self, reason: str, *, provider_wide: bool = True, **kwargs: Any) -> None:
+        super().__init__(reason, **kwargs)
+        self.provider_wide = provider_wide
+
+    def _extras(self) -> list[str]:
+        return [] if self.provider_wide else ["scope=model"]
 
 
 class ContentBlocked(ProviderError):

@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from media_routes.providers import receipts
 from media_routes.providers.errors import (
     AuthError,
     BadRequest,
@@ -358,6 +359,8 @@ class FalQueueClient(HttpProviderClient):
     def _parse_status(self, handle: FalRequest, data: dict[str, Any]) -> FalStatus:
         model, rid = handle.model_id, handle.request_id
         value = data.get("status")
+        if value not in ("IN_QUEUE", "IN_PROGRESS"):  # finished (or failed after it started): accounted first
+            receipts.answered(receipts.Receipt(provider=PROVIDER, model=model, what=f"status {value}", request_id=rid))
         if value not in QUEUE_STATUSES:
             # FAILED / CANCELED / ERROR are not confirmed values (contract section 4): treat them as a failed job
             if data.get("error") or value in ("FAILED", "ERROR", "CANCELED", "CANCELLED"):

@@ -28,6 +28,7 @@ from urllib.parse import urljoin
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from media_routes.providers import receipts
 from media_routes.providers.errors import (
     AuthError,
     BadRequest,
@@ -173,7 +174,7 @@ def error_from_response(
             _LONG_QUOTA_RE.search(str(v.get("quotaId", ""))) or str(v.get("quotaValue", "")) == "0" for v in violations
         )
         if exhausted:
-            return QuotaExhausted(reason, **common)
+            return QuotaExhausted(reason, provider_wide=quota_is_provider_wide(quota_ids), **common)
         return RateLimited(reason, retry_after=retry_delay, **common)
     if status == 408:
         return ProviderTimeout(reason, **common)
@@ -182,6 +183,17 @@ def error_from_response(
     if 400 <= status < 500:
         return BadRequest(reason, **common)
     return ServerError(reason, retryable=False, **common)
+
+
+def quota_is_provider_wide(quota_ids: list[str]) -> bool:
+    """Whether an exhausted quota holds back every model of the project, not only the one called.
+
+    Gemini names each quota in ``QuotaFailure.violations[].quotaId``: per-model quotas say so
+    (``GenerateRequestsPerDayPerProjectPerModel``, ``..._PerModel-FreeTier``); a quota without "Model" in its id is
+    the project's (every model behind the key). No quota id at all (billing exhausted, an unknown shape): treated
+    as provider-wide, the safe side for the other campaigns' plans.
+    """
+    return not quota_ids or any("model" not in q.lower() for q in quota_ids)
 
 
 # google.rpc.Code of a failed long-running operation -> error class
@@ -285,16 +297,21 @@ class _GoogleClient(HttpProviderClient):
         model: str,
         body: dict[str, Any] | None = None,
         request_id: str | None = None,
+        billable: bool = False,
     ) -> httpx.Response:
         headers = {API_KEY_HEADER: self._api_key} if self._is_trusted(url) else {}
-        return self._request(method, url, model=model, headers=headers, request_id=request_id, json=body)
+        return self._request(
+            method, url, model=model, headers=headers, request_id=request_id, json=body, billable=billable
+        )
 
     def _json(self, response: httpx.Response, *, model: str, request_id: str | None = None) -> dict[str, Any]:
         if response.status_code != 200:
             raise error_from_response(response, model=model, api_key=self._api_key, request_id=request_id)
         payload = self._parse_json(response, model=model, request_id=request_id)
         if not isinstance(payload, dict):
-            raise ServerError("HTTP 200 with a JSON body that is not an object", provider=PROVIDER, model=model)
+            raise ServerError(
+                "HTTP 200 with a JSON body that is not an object", provider=PROVIDER, model=model, status_code=200
+            )
         return payload
 
 
@@ -424,7 +441,10 @@ class GeminiImageClient(_GoogleClient):
         if temperature is not None:
             config["temperature"] = temperature
         body = {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
-        response = self._send("POST", self._url(f"models/{model}:generateContent"), model=model, body=body)
+        # billable: its 2xx is reported (receipts) before a byte of it is parsed
+        response = self._send(
+            "POST", self._url(f"models/{model}:generateContent"), model=model, body=body, billable=True
+        )
         return self._parse_image_response(self._json(response, model=model), model=model)
 
     def _parse_image_response(self, payload: dict[str, Any], *, model: str) -> ImageResult:
@@ -582,6 +602,21 @@ class VeoClient(_GoogleClient):
         model = model_of_operation(operation_name)
         if not payload.get("done"):
             return VeoOperation(name=operation_name, done=False)
+        result_body = _obj(_obj(payload.get("response")).get("generateVideoResponse"))
+        filtered_count = result_body.get("raiMediaFilteredCount") or 0
+        filtered_out = isinstance(filtered_count, int | float) and filtered_count > 0
+        # the job finished: accounted before its result is read. A filtered video is not charged (contract
+        # section 2: "You have not been charged"); a finished or failed-after-start job may be.
+        receipts.answered(
+            receipts.Receipt(
+                provider=PROVIDER,
+                model=model,
+                what="operation done",
+                billed=not filtered_out,
+                request_id=operation_name,
+                reason="filtered by responsible-AI checks (not charged)" if filtered_out else "",
+            )
+        )
         status = payload.get("error")
         if isinstance(status, dict):
             raise error_from_status(status, model=model, api_key=self._api_key, request_id=operation_name)

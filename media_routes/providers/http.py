@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from media_routes.providers import receipts
 from media_routes.providers.errors import AuthError, ProviderTimeout, ServerError
 from media_routes.providers.retry import ConcurrencyLimiter
 
@@ -116,15 +117,33 @@ class HttpProviderClient:
         headers: dict[str, str],
         request_id: str | None = None,
         where: str = "",
+        billable: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One request under the limiter; ``kwargs`` go to ``httpx.Client.request``, ``where`` prefixes errors."""
+        """One request under the limiter; ``kwargs`` go to ``httpx.Client.request``, ``where`` prefixes errors.
+
+        ``billable``: the request makes the provider generate (and bill) something. Its 2xx answer is reported as a
+        :class:`~media_routes.providers.receipts.Receipt` before the caller parses it, and so is a read timeout
+        (the request went out, the provider may have finished and billed it; only the answer was lost).
+        """
         path = urlsplit(url).path
         started = time.perf_counter()
         try:
             with self._limit():
                 response = self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
+            sent = isinstance(exc, httpx.ReadTimeout)  # connect/pool/write timeouts: nothing reached the provider
+            if billable and sent:
+                receipts.answered(
+                    receipts.Receipt(
+                        provider=self.provider,
+                        model=model,
+                        what=f"{method} {path}: read timeout",
+                        outcome=receipts.LOST,
+                        request_id=request_id,
+                        reason="the request was sent and its answer did not arrive in time (it may be billed)",
+                    )
+                )
             raise ProviderTimeout(
                 f"{where}{type(exc).__name__} on {method} {path}",
                 provider=self.provider,
@@ -141,6 +160,15 @@ class HttpProviderClient:
         self.logger.debug(
             "%s %s model=%s -> %d in %.3fs", method, path, model, response.status_code, time.perf_counter() - started
         )
+        if billable and response.is_success:
+            receipts.answered(
+                receipts.Receipt(
+                    provider=self.provider,
+                    model=model,
+                    what=f"{method} {path}: HTTP {response.status_code}",
+                    request_id=request_id,
+                )
+            )
         return response
 
     def _parse_json(self, response: httpx.Response, *, model: str, request_id: str | None) -> object:
@@ -153,4 +181,5 @@ class HttpProviderClient:
                 provider=self.provider,
                 model=model,
                 request_id=request_id,
+                status_code=response.status_code,
             ) from exc

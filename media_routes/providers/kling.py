@@ -33,6 +33,7 @@ import httpx
 import jwt
 from PIL import Image, UnidentifiedImageError
 
+from media_routes.providers import receipts
 from media_routes.providers.errors import (
     REDACTED,
     AuthError,
@@ -513,6 +514,17 @@ class KlingClient(HttpProviderClient):
         if status not in TASK_STATUSES:
             raise _with_task(ServerError(f"task {task_id}: unknown task_status {status!r}", **common), task_id)
         status_msg = _str_or_none(data.get("task_status_msg"))
+        if status in TERMINAL_STATUSES:  # accounted before the result is read; failed tasks are free
+            receipts.answered(
+                receipts.Receipt(
+                    provider=PROVIDER,
+                    model=model,
+                    what=f"task {status}",
+                    billed=status == "succeed",
+                    request_id=task_id,
+                    reason="" if status == "succeed" else "failed tasks are not charged",
+                )
+            )
         if status == "failed":
             raise error_from_failed_task(
                 status_msg, model=model, request_id=request_id, task_id=task_id, secrets=self.signer.secrets

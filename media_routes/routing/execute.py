@@ -2,10 +2,13 @@
 
 Every hosted call goes through :meth:`HostedCalls.call`: the content-addressed call cache (an identical
 call is never paid twice, the result is stored before it is used), the credit ledger (every call and hit
-priced), the provider's concurrency slots and the bounded retry policy. :func:`run_plan` walks the ranked
-candidates: an outage (server error, timeout, rate limit or quota once retries are spent) moves to the next
-candidate and is recorded; a content block moves on only if the profile allows it; anything else fails the
-stage with the provider, model, reason and request id.
+priced, and every answer the provider may bill accounted when it arrives, before it is parsed), the provider's
+concurrency slots and the bounded retry policy, whose send count per call key and run lives in the call cache
+index (so a Dagster step retry continues it). :func:`run_plan` walks the ranked candidates: an outage (server
+error, timeout, rate limit or quota once retries are spent) moves to the next candidate and is recorded; a
+content block moves on only if the profile allows it; a paid answer that is unusable and anything else fail the
+stage with the provider, model, reason and request id. No provider failure is retried by Dagster (docs/routing.md,
+"Retries").
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from media_routes.credits.call_cache import call_key
-from media_routes.credits.ledger import Units, cached_call
+from media_routes.credits.ledger import LedgerRow, Units, cached_call
+from media_routes.providers import receipts
 from media_routes.providers.errors import (
     ContentBlocked,
     ProviderError,
@@ -35,6 +39,25 @@ T = TypeVar("T")
 OUTAGES = (ServerError, ProviderTimeout, RateLimited, QuotaExhausted)
 
 
+class SendBudgetSpent(ProviderError):
+    """This call key was already sent the most times one run may send it (``ProviderHub.max_attempts``)."""
+
+
+class PaidAnswerUnusable(ProviderError):
+    """The provider answered (and may bill) but the answer is unusable; it is not re-sent automatically."""
+
+
+def outcome_of(err: BaseException) -> str:
+    """The ledger outcome of a paid answer that ended in ``err``: blocked, unparseable or failed."""
+    if isinstance(err, ContentBlocked):
+        return "failed" if err.retryable else "blocked"  # NO_IMAGE / OTHER / no candidates: no block, no output
+    if isinstance(err, ServerError) and err.status_code is not None and 200 <= err.status_code < 300:
+        return "unparseable"  # a 2xx whose body or image could not be read
+    if isinstance(err, ProviderError):
+        return "failed"
+    return "unparseable"  # an unexpected exception while reading the answer
+
+
 @dataclass(frozen=True)
 class CallRecord:
     route: str
@@ -44,9 +67,12 @@ class CallRecord:
     credits: float
     saved_credits: float
     seconds: float
+    outcome: str = "usable"
+    billed: bool = True
+    request_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "route": self.route,
             "op": self.op,
             "call_key": self.key,
@@ -55,6 +81,9 @@ class CallRecord:
             "saved_credits": self.saved_credits,
             "seconds": round(self.seconds, 3),
         }
+        if self.outcome != "usable":
+            out |= {"outcome": self.outcome, "billed": self.billed, "request_id": self.request_id}
+        return out
 
 
 @dataclass(frozen=True)
@@ -69,12 +98,17 @@ class BudgetExceeded(Exception):
 
 
 class RouteFailed(Exception):
-    """No candidate produced the stage's output. ``retryable``: an outage that a later retry may outlive."""
+    """No candidate produced the stage's output. ``retryable``: whether a Dagster step retry may help (never for a
+    provider's answer: those are retried, within the send budget, by :meth:`HostedCalls.call`).
 
-    def __init__(self, message: str, *, retryable: bool, attempts: list[Attempt]) -> None:
+    ``line`` is the one-line reason the command line prints: stage, provider, model, reason, request id.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, attempts: list[Attempt], line: str = "") -> None:
         super().__init__(message)
         self.retryable = retryable
         self.attempts = attempts
+        self.line = line or message
 
 
 @dataclass
@@ -137,36 +171,119 @@ class HostedCalls:
         units: Units,
         fn: Callable[[], bytes],
     ) -> bytes:
-        """One billable provider call through cache, ledger, slots and retries; returns the raw result bytes."""
+        """One billable provider call through cache, ledger, slots and retries; returns the raw result bytes.
+
+        Under the call key's lock, each send is counted in the cache index first (at most ``hub.max_attempts``
+        sends per key and run, whichever layer re-sends); each billable answer the adapter reports (a receipt) is
+        written to the ledger on arrival, then settled: ``usable`` when the result is stored, else the outcome of
+        the error. A paid answer is never re-sent automatically: not by the retry loop, not by a later run (see
+        :meth:`_refuse_resending_a_paid_failure`).
+        """
         key = call_key(cand.provider, cand.model, None, {"op": op, **params}, inputs, seed)
         hub = self.hub
         started = time.perf_counter()
         price_model = cand.price_model or cand.model
         credits, _ = self._ledger.prices.price(cand.provider, price_model, units)
         cache = self._cache
+        ledger = self._ledger
         if key not in cache:  # a cache hit costs nothing: only a paid call is checked against the budgets
+            self._refuse_resending_a_paid_failure(cand, key)
             self._check_budget(cand, credits)
+        rows: list[LedgerRow] = []  # the receipts of the current send
+
+        def on_receipt(receipt: receipts.Receipt) -> None:
+            if receipt.request_id and any(r.request_id == receipt.request_id for r in rows):
+                return  # the same finished job reported twice (a repeated poll)
+            rows.append(
+                ledger.record(
+                    run_id=self.run_id,
+                    campaign=self.campaign,
+                    format=self.format_key,
+                    stage=self.stage,
+                    provider=cand.provider,
+                    model=price_model,
+                    units=units,
+                    hit=False,
+                    call_key=key,
+                    billed=receipt.billed,
+                    outcome=receipt.outcome,
+                    request_id=receipt.request_id,
+                    reason=receipt.reason or None,
+                )
+            )
+
+        def settle_failure(err: BaseException) -> None:
+            outcome = outcome_of(err)
+            for row in rows:
+                final = row.outcome if row.outcome != "received" else outcome
+                if row.outcome == "received":
+                    ledger.settle(row.id, outcome=final, reason=str(err), request_id=getattr(err, "request_id", None))
+                self.records.append(
+                    CallRecord(
+                        route=cand.route,
+                        op=op,
+                        key=key,
+                        hit=False,
+                        credits=row.credits,
+                        saved_credits=0.0,
+                        seconds=time.perf_counter() - started,
+                        outcome=final,
+                        billed=row.billed,
+                        request_id=getattr(err, "request_id", None) or row.request_id,
+                    )
+                )
+            billed = [r for r in rows if r.billed]
+            if billed and isinstance(err, ProviderError):
+                # paid: never re-sent automatically; the outcome tells run_plan what to do with it
+                err.retryable = False
+                err.paid_outcome = "lost" if all(r.outcome == "lost" for r in billed) else outcome  # type: ignore[attr-defined]
+                credits_paid = sum(r.credits for r in billed)
+                self.log.warning(
+                    f"{cand.route} {op}: the provider's answer was {err.paid_outcome} and may be billed "  # type: ignore[attr-defined]
+                    f"({credits_paid:g} credits in the ledger); not re-sent: {err}"
+                )
 
         def paid() -> bytes:
             pool = self.pool_slot(cand.provider) if self.pool_slot else contextlib.nullcontext()
             with pool, hub.slots(cand.provider) as slot:
                 if slot.waited_s > 1:
                     self.log.info(f"{cand.route}: waited {slot.waited_s:.1f} s for a {cand.provider} slot")
+                left = hub.max_attempts - cache.sends(key, self.run_id)
+                if left <= 0:
+                    raise SendBudgetSpent(
+                        f"{op}: already sent {hub.max_attempts} time(s) in this run (the send budget per call)",
+                        provider=cand.provider,
+                        model=cand.model,
+                    )
 
                 def on_retry(err: ProviderError, attempt: int, delay: float) -> None:
                     self.log.warning(f"{cand.route} {op}: attempt {attempt} failed ({err}); retrying in {delay:.1f} s")
 
+                def send() -> bytes:
+                    cache.count_send(key, self.run_id)
+                    rows.clear()
+                    try:
+                        with receipts.listening(on_receipt):
+                            return fn()
+                    except BaseException as err:
+                        settle_failure(err)
+                        raise
+
                 return call_with_retries(
-                    fn,
-                    max_attempts=hub.max_attempts,
+                    send,
+                    max_attempts=left,
                     base_delay=hub.retry_base_delay_s,
                     total_budget_s=hub.retry_budget_s,
                     on_retry=on_retry,
                 )
 
+        def paid_row() -> str | None:
+            received = [r for r in rows if r.outcome == "received"]
+            return received[-1].id if received else None
+
         result = cached_call(
             cache,
-            self._ledger,
+            ledger,
             key=key,
             fn=paid,
             run_id=self.run_id,
@@ -177,6 +294,7 @@ class HostedCalls:
             model=price_model,
             units=units,
             meta={"route": cand.route, "op": op},
+            paid_row=paid_row,
         )
         record = CallRecord(
             route=cand.route,
@@ -193,14 +311,44 @@ class HostedCalls:
         )
         return result.data
 
+    def _refuse_resending_a_paid_failure(self, cand: Candidate, key: str) -> None:
+        """A call whose paid answer was unusable (an earlier run) is not re-sent: that is an operator's re-roll."""
+        earlier = self._ledger.paid_unusable(key)
+        if earlier is None:
+            return
+        reason = (
+            f"already paid on {earlier['ts'][:19]} (run {earlier['run_id'][:8]}) and the answer was "
+            f"{earlier['outcome']}: {earlier['reason'] or 'no reason recorded'}; not re-sent automatically: re-roll "
+            f"the stage (`media-routes reroll {self.stage} --campaign {self.campaign}`) to pay for a new answer"
+        )
+        common: dict[str, Any] = {"provider": cand.provider, "model": cand.model, "request_id": earlier["request_id"]}
+        if earlier["outcome"] == "blocked":
+            raise ContentBlocked(reason, block_reason="ALREADY_BLOCKED", **common)
+        raise PaidAnswerUnusable(reason, **common)
+
     def summary(self) -> dict[str, Any]:
         return {
             "calls": len([r for r in self.records if not r.hit]),
             "cache_hits": len([r for r in self.records if r.hit]),
+            "unusable": len([r for r in self.records if r.outcome != "usable"]),
             "credits": round(sum(r.credits for r in self.records), 6),
             "saved_credits": round(sum(r.saved_credits for r in self.records), 6),
             "detail": [r.as_json() for r in self.records],
         }
+
+
+def _health_note(err: ProviderError) -> tuple[bool, bool]:
+    """(record it as an outage, provider-wide) for an outage that moved the plan on.
+
+    A quota of one model (Gemini's ``...PerModel`` quota ids) only moves this run to the fallback: the route is not
+    marked down for other campaigns. A provider-wide quota (a project quota, an exhausted balance) marks every route
+    of the provider down at once. A spent send budget is this run's own count, not news about the provider.
+    """
+    if isinstance(err, SendBudgetSpent):
+        return False, False
+    if isinstance(err, QuotaExhausted):
+        return err.provider_wide, err.provider_wide
+    return True, False
 
 
 def run_plan(
@@ -209,8 +357,13 @@ def run_plan(
     *,
     log: logging.Logger | Any,
     health: Any | None = None,
+    run_id: str = "",
 ) -> tuple[T, Candidate, list[Attempt]]:
-    """Try the plan's candidates in order; see the module docstring for when it moves on."""
+    """Try the plan's candidates in order; see the module docstring for when it moves on.
+
+    Health is written once per candidate and run (``HealthBook`` counts runs, not attempts). Nothing raised here is
+    retryable by Dagster: the sends a call may make are spent in :meth:`HostedCalls.call`.
+    """
     attempts: list[Attempt] = []
     if plan.chosen is None:
         reasons = "; ".join(f"{c.route}: {', '.join(c.rejected)}" for c in plan.rejected)
@@ -223,24 +376,49 @@ def run_plan(
             attempts.append(Attempt(cand.route, "refused", str(exc)))
             raise RouteFailed(f"{plan.stage}: {exc}", retryable=False, attempts=attempts) from None
         except ProviderError as err:
-            outage = isinstance(err, OUTAGES)
-            blocked = isinstance(err, ContentBlocked)
+            paid = getattr(err, "paid_outcome", None)
+            unusable = paid in ("unparseable", "failed") or isinstance(err, PaidAnswerUnusable)
+            outage = not unusable and (isinstance(err, (*OUTAGES, SendBudgetSpent)))
+            blocked = not unusable and isinstance(err, ContentBlocked)
             reason = str(err)
-            if outage and health is not None:
-                health.record(cand.route, ok=False, reason=f"{type(err).__name__}: {err.reason}"[:300])
+            note, provider_wide = _health_note(err)
+            if outage and note and health is not None:
+                health.record(
+                    cand.route,
+                    ok=False,
+                    reason=f"{type(err).__name__}: {err.reason}"[:300],
+                    run_id=run_id,
+                    provider_wide=provider_wide,
+                )
             if nxt is not None and (outage or (blocked and plan.profile.reroute_on_block)):
                 why = "outage" if outage else "content block (the profile allows re-routing)"
                 log.warning(f"{plan.stage}: {cand.route} failed ({why}): {reason}; falling back to {nxt}")
                 attempts.append(Attempt(cand.route, "fallback", reason))
                 continue
             attempts.append(Attempt(cand.route, "failed", reason))
-            retryable = outage
-            detail = "" if nxt is None else " (the profile does not re-route on a content block)" if blocked else ""
+            if unusable:
+                detail = " (a paid answer that is unusable: not re-sent)"
+            elif blocked and nxt is not None:
+                detail = " (the profile does not re-route on a content block)"
+            else:
+                detail = ""
             raise RouteFailed(
-                f"{plan.stage} failed on {cand.route}{detail}: {reason}", retryable=retryable, attempts=attempts
+                f"{plan.stage} failed on {cand.route}{detail}: {reason}",
+                retryable=False,
+                attempts=attempts,
+                line=failure_line(plan.stage, err),
             ) from err
         if health is not None and cand.provider != "local":
-            health.record(cand.route, ok=True)
+            health.record(cand.route, ok=True, run_id=run_id)
         attempts.append(Attempt(cand.route, "ok"))
         return value, cand, attempts
     raise AssertionError("unreachable: the last candidate either returns or raises")
+
+
+def failure_line(stage: str, err: ProviderError) -> str:
+    """``stage: provider model: reason [request id]`` on one line, for the command line's failure summary."""
+    reason = " ".join(err.reason.split())
+    kind = type(err).__name__
+    rid = f" (request id {err.request_id})" if err.request_id else " (no request id in the answer)"
+    block = f" [{err.block_reason}]" if isinstance(err, ContentBlocked) and err.block_reason else ""
+    return f"{stage}: {err.provider} {err.model}: {kind}{block}: {reason}{rid}"

@@ -21,6 +21,7 @@ from media_routes.spec import Campaign
 
 T = TypeVar("T")
 LOCAL_MODEL = "local-engine"
+FAILURE_LINE = "failure_line"  # the one-line reason of a failed stage (provider, model, reason, request id)
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ class RouteRunner:
         """Produce the stage's raw result on the planned route, falling back as the plan allows.
 
         ``local`` runs the local engine; ``hosted`` gets a :class:`HostedStage` for the candidate being tried. A
-        route that cannot produce the output fails the step with the provider, model, reason and request id
-        (retried by Dagster only for outages).
+        route that cannot produce the output fails the step with the provider, model, reason and request id; Dagster
+        retries the step only for the local engine's own transient errors.
         """
 
         def attempt(cand: Candidate) -> T:
@@ -90,12 +91,15 @@ class RouteRunner:
         for line in self.plan.explain():
             self.log.info(f"route plan: {line}")
         try:
-            value, cand, attempts = run_plan(self.plan, attempt, log=self.log, health=self.providers.health())
+            value, cand, attempts = run_plan(
+                self.plan, attempt, log=self.log, health=self.providers.health(), run_id=self.calls.run_id
+            )
         except RouteFailed as exc:
             raise dg.Failure(
                 description=str(exc),
-                allow_retries=exc.retryable,
+                allow_retries=exc.retryable,  # never for a provider's answer (docs/routing.md, "Retries")
                 metadata={
+                    FAILURE_LINE: dg.MetadataValue.text(exc.line),
                     "route_plan": dg.MetadataValue.json(self.plan.as_json()),
                     "attempts": dg.MetadataValue.json([a.__dict__ for a in exc.attempts]),
                     "calls": dg.MetadataValue.json(self.calls.summary()),

@@ -105,6 +105,10 @@ FAULTS: dict[str, frozenset[str]] = {
     "slow": _ALL_API_ROUTES,  # sleeps delay_s (default 2.0) then answers normally
     "truncated": _ALL_API_ROUTES,  # 200 with a cut-off JSON body
     "blocked_prompt": frozenset({"generateContent"}),  # 200, promptFeedback.blockReason (block_reason), no candidates
+    "no_candidates": frozenset({"generateContent"}),  # 200 with usageMetadata and an empty candidate list, no feedback
+    # the image is generated (and would be billed), then the answer is held back delay_s (default 3.0) before it is
+    # sent: a client whose read timeout is shorter gives up after the server finished ("read timeout after done")
+    "late_answer": frozenset({"generateContent"}),
     # 200, finishReason (finish_reason, default IMAGE_SAFETY), no final image; with_thoughts=True keeps the thought
     # parts (an interim thought image included) that a thinking model produced before the output was blocked
     "image_safety": frozenset({"generateContent"}),
@@ -334,10 +338,13 @@ class _Operation:
     polls_left: int
     file_id: str | None = None
     image_png: bytes | None = None
+    reported_done: bool = False
 
 
 @dataclass
 class _State:
+    late_answers: int = 0  # answers generated and then held back (late_answer)
+    billable_answers: int = 0  # 200s of generateContent (truncated, blocked and late ones too) and finished Veo jobs
     operations: dict[str, _Operation] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     media_tokens: dict[str, str] = field(default_factory=dict)
@@ -379,10 +386,27 @@ class GoogleStub(StubServer[RecordedRequest]):
 
         ``route`` narrows where it applies (default: ``FAULTS[kind]``). Options: ``retry_delay`` ("7s", or
         None for no RetryInfo) and ``retry_after_header`` for rate_limit/quota_exhausted; ``delay_s`` for
-        slow; ``block_reason`` for blocked_prompt; ``finish_reason`` for image_safety; ``code``/``message``
-        for veo_error; ``reasons`` for rai_filtered.
+        slow and late_answer; ``block_reason`` for blocked_prompt; ``finish_reason`` for image_safety;
+        ``code``/``message`` for veo_error; ``reasons`` for rai_filtered.
         """
         super().fail_next(kind, count, route=route, **options)
+
+    @property
+    def billable_answers(self) -> int:
+        """Answers the live service may bill: every generateContent 200 (truncated, blocked, held back or not) and
+        every Veo job reported done, except one whose videos were all filtered (not charged)."""
+        with self._lock:
+            return self._state.billable_answers
+
+    def _count_billable(self) -> None:
+        with self._lock:
+            self._state.billable_answers += 1
+
+    @property
+    def late_answers(self) -> int:
+        """How many answers were generated in full and then held back past the client's patience (late_answer)."""
+        with self._lock:
+            return self._state.late_answers
 
     @property
     def peak_in_flight(self) -> int:
@@ -463,7 +487,9 @@ class GoogleStub(StubServer[RecordedRequest]):
                 raise _invalid(f"Invalid JSON payload received. {json_error}")
             version = groups["version"] or "v1beta"
             if route == "generateContent":
-                self._send_json(handler, 200, self._generate(groups["model"], body))
+                answer = self._generate(groups["model"], body)
+                self._count_billable()
+                self._send_json(handler, 200, answer)
             elif route == "predictLongRunning":
                 self._send_json(handler, 200, self._submit(groups["model"], body))
             elif route == "operation":
@@ -519,6 +545,8 @@ class GoogleStub(StubServer[RecordedRequest]):
                 handler, 504, error_body(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")
             )
         elif fault.kind == "truncated":
+            if urlsplit(handler.path).path.endswith(":generateContent"):
+                self._count_billable()
             self._send_bytes(
                 handler, 200, b'{"candidates": [{"content": {"role": "model", "parts": [{"inlin', "application/json"
             )
@@ -671,6 +699,8 @@ class GoogleStub(StubServer[RecordedRequest]):
             if fault is not None and fault.options.get("with_thoughts"):
                 candidate["content"] = {"role": "model", "parts": self._thought_parts(model, prompt, seed)}
             return {"candidates": [candidate], **envelope}
+        if kind == "no_candidates":
+            return {"candidates": [], **envelope}
         if kind == "text_only":
             content = {
                 "role": "model",
@@ -689,6 +719,10 @@ class GoogleStub(StubServer[RecordedRequest]):
             parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(draft)}})
         signature = _b64(hashlib.sha256(f"sig{response_id}".encode()).digest())
         parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(final)}, "thoughtSignature": signature})
+        if kind == "late_answer" and fault is not None:
+            with self._lock:
+                self._state.late_answers += 1
+            self._stopping.wait(float(fault.options.get("delay_s", 3.0)))
         return {
             "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
             **envelope,
@@ -777,6 +811,10 @@ class GoogleStub(StubServer[RecordedRequest]):
         if operation is None:
             raise ApiError(404, "NOT_FOUND", f"Operation {name} not found.")
         response_type = f"type.googleapis.com/google.ai.generativelanguage.{version}.PredictLongRunningResponse"
+        with self._lock:
+            first_done, operation.reported_done = not operation.reported_done, True
+        if first_done and operation.outcome != "rai_filtered":
+            self._count_billable()
         if operation.outcome == "veo_error":
             code = int(operation.options.get("code", 13))
             message = operation.options.get("message", "Video generation failed due to an internal error.")

@@ -1,0 +1,392 @@
+"""Paid calls under faults (issue #14): count what the stub received per run and per re-run, the ledger rows (billed
+or not, outcome), what was materialized and the one-line failure reason the command line prints.
+
+Targets: sends per run at most 1 for an unusable 2xx, at most 1 for a quota, auth or content block, at most 4
+(``ProviderHub.max_attempts``) for a 429 or a 5xx; 0 on a re-run of a call already paid and stored; every billed
+answer in the ledger. Still faults run ``base_composition`` on the brand-safe profile (Nano Banana Pro, then the
+local engine); Veo faults run ``motion`` on high-drama (Veo, then Kling, then local) with stages 1-5 local.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from media_routes.cli import main
+from media_routes.definitions import build_resources
+from media_routes.defs.providers import GeminiResource, ProviderHub
+from media_routes.lineage import trace
+from media_routes.pipeline import materialize_stages, register_campaigns
+from media_routes.run_report import failure_reasons
+from media_routes.stages import CAMPAIGN_STAGES, campaign_format_key
+from media_routes.testing.campaigns import FAST, write_campaign
+from media_routes.testing.stubs.fal_stub import FalStub
+from media_routes.testing.stubs.google_stub import GoogleStub
+from media_routes.testing.stubs.kling_stub import KlingStub
+from media_routes_tests.test_hosted_routes import KEYS, _hub
+
+pytestmark = pytest.mark.integration
+
+BASE = "google/gemini-3-pro-image-preview"
+VEO = "google/veo-3.1-generate-preview"
+KLING = "kling/kling-v2-5-turbo"
+
+
+@pytest.fixture
+def stubs() -> Iterator[tuple[GoogleStub, FalStub, KlingStub]]:
+    with (
+        GoogleStub(api_key=KEYS["GEMINI_API_KEY"]) as google,
+        FalStub(api_key=KEYS["FAL_KEY"]) as fal,
+        KlingStub(access_key=KEYS["KLING_ACCESS_KEY"], secret_key=KEYS["KLING_SECRET_KEY"]) as kling,
+    ):
+        yield google, fal, kling
+
+
+@pytest.fixture
+def hosted(tmp_path: Path, stubs: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    for name, value in KEYS.items():
+        monkeypatch.setenv(name, value)
+    root = tmp_path / "campaigns"
+    root.mkdir()
+    resources: dict[str, Any] = build_resources(campaigns_dir=str(root), media_root=str(tmp_path / "media"))
+    google = stubs[0]
+    hub = _hub(stubs, tmp_path / "credits")
+    # a short read timeout, so the stub's late answer (held back 2.5 s after it was generated) is given up on
+    gemini = GeminiResource(
+        api_key=dg.EnvVar("GEMINI_API_KEY"), base_url=google.url, poll_interval_s=0.05, image_read_timeout_s=1.0
+    )
+    resources["providers"] = ProviderHub(
+        gemini=gemini,
+        fal=hub.fal,
+        kling=hub.kling,
+        state_dir=hub.state_dir,
+        retry_base_delay_s=hub.retry_base_delay_s,
+        retry_budget_s=hub.retry_budget_s,
+    )
+    return {"root": root, "resources": resources}
+
+
+@dataclass(frozen=True)
+class Run:
+    success: bool
+    sends: int  # requests the stub received for the route's billable endpoint in this run
+    route: str | None  # the route of the stage's materialization made by this run (None: nothing materialized)
+    ledger: list[tuple[bool, str]] = field(default_factory=list)  # (billed, outcome) of this run's provider rows
+    lines: list[str] = field(default_factory=list)  # the one-line failure reasons the command line prints
+
+
+def _ledger_rows(hub: Any, run_id: str, provider: str) -> list[tuple[bool, str]]:
+    frame = hub.ledger().frame("shoe")
+    rows = frame[(frame["run_id"] == run_id) & (frame["provider"] == provider) & ~frame["hit"]]
+    return [(bool(b), str(o)) for b, o in zip(rows["billed"], rows["outcome"], strict=True)]
+
+
+def _run(instance: dg.DagsterInstance, hosted: dict[str, Any], stage: str, partition: str, count: Any) -> Run:
+    before = count()
+    summary = materialize_stages(instance, hosted["resources"], [stage], partition, raise_on_error=False)
+    sends = count() - before
+    row = next((r for r in trace(instance, "shoe") if r["stage"] == stage and r["partition"] == partition), None)
+    route = row["route"]["route"] if row is not None and row["run_id"] == summary.run_id else None
+    provider = "google"
+    return Run(
+        success=summary.success,
+        sends=sends,
+        route=route,
+        ledger=_ledger_rows(hosted["resources"]["providers"], summary.run_id, provider),
+        lines=failure_reasons(instance, summary.run_id),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# stills: base_composition on Nano Banana Pro (brand-safe: falls back to the local engine on an outage only)
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StillFault:
+    kind: str
+    options: dict[str, Any]
+    first: Run
+    again: Run  # the same call re-run (a new Dagster run of the stage)
+    line: tuple[str, ...] = ()  # what the one-line reason of the first run says
+
+
+STILL_FAULTS = {
+    "truncated 200": StillFault(
+        "truncated",
+        {"route": "generateContent"},
+        first=Run(False, 1, None, [(True, "unparseable")]),
+        again=Run(False, 0, None, []),  # paid and unusable: refused before it is sent, re-roll to pay again
+        line=("base_composition: google gemini-3-pro-image-preview: ServerError", "not JSON", "request id"),
+    ),
+    "200 with an empty candidate list": StillFault(
+        "no_candidates",
+        {},
+        first=Run(False, 1, None, [(True, "failed")]),
+        again=Run(False, 0, None, []),
+        line=("ContentBlocked [NO_CANDIDATES]", "without candidates", "request id stub"),
+    ),
+    "per-minute 429 with RetryInfo": StillFault(
+        "rate_limit",
+        {"route": "generateContent", "retry_delay": "1s"},
+        first=Run(True, 2, BASE, [(True, "usable")]),  # waited out, then answered
+        again=Run(True, 0, BASE, []),  # a cache hit
+    ),
+    "per-minute 429 that does not clear": StillFault(
+        "rate_limit",
+        {"route": "generateContent", "retry_delay": "0.1s", "count": 10},
+        first=Run(True, 4, "local", []),  # 4 sends, then the outage falls back to the local engine
+        again=Run(True, 4, "local", []),  # the next run tries again (health: one run's outage, not 4)
+    ),
+    "per-day quota": StillFault(
+        "quota_exhausted",
+        {"route": "generateContent"},
+        first=Run(True, 1, "local", []),  # not retried, not billed; the fallback made it
+        again=Run(True, 1, BASE, [(True, "usable")]),  # the route was not marked down: tried again once, answered
+    ),
+    "503 twice then OK": StillFault(
+        "unavailable",
+        {"route": "generateContent", "count": 2},
+        first=Run(True, 3, BASE, [(True, "usable")]),
+        again=Run(True, 0, BASE, []),
+    ),
+    "read timeout after the server finished": StillFault(
+        "late_answer",
+        {"delay_s": 2.5},
+        first=Run(True, 1, "local", [(True, "lost")]),  # maybe billed: booked; not re-sent in the run; fell back
+        again=Run(True, 1, BASE, [(True, "usable")]),  # a later run may send it again (the answer was never seen)
+    ),
+    "permission denied (a leaked key)": StillFault(
+        "permission_denied",
+        {"route": "generateContent"},
+        first=Run(False, 1, None, []),  # configuration, not an outage: no retry, no fallback, nothing billed
+        again=Run(True, 1, BASE, [(True, "usable")]),  # not billed, so a later run sends it again (here it answers)
+        line=("base_composition: google gemini-3-pro-image-preview: PermissionDenied", "leaked"),
+    ),
+    "image safety with usage metadata": StillFault(
+        "image_safety",
+        {"route": "generateContent"},
+        first=Run(False, 1, None, [(True, "blocked")]),
+        again=Run(False, 0, None, []),  # the blocked, billed call is not re-sent
+        line=("ContentBlocked [IMAGE_SAFETY]", "request id stub"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(STILL_FAULTS))
+def test_still_fault_sends_accounts_and_reports(instance, hosted, stubs, name: str) -> None:  # type: ignore[no-untyped-def]
+    fault = STILL_FAULTS[name]
+    google = stubs[0]
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"})
+    register_campaigns(instance, ["shoe"])
+    options = dict(fault.options)
+    google.fail_next(fault.kind, options.pop("count", 1), **options)
+    count = lambda: google.calls("generateContent")  # noqa: E731
+
+    first = _run(instance, hosted, "base_composition", "shoe", count)
+    assert (first.success, first.sends, first.route, first.ledger) == (
+        fault.first.success,
+        fault.first.sends,
+        fault.first.route,
+        fault.first.ledger,
+    ), first
+    if not first.success:
+        (line,) = first.lines
+        assert "\n" not in line and "Traceback" not in line
+        for part in fault.line:
+            assert part in line, (part, line)
+    else:
+        assert first.lines == []
+    again = _run(instance, hosted, "base_composition", "shoe", count)
+    assert (again.success, again.sends, again.route, again.ledger) == (
+        fault.again.success,
+        fault.again.sends,
+        fault.again.route,
+        fault.again.ledger,
+    ), again
+    if not again.success:
+        (line,) = again.lines
+        assert "already paid" in line and "media-routes reroll base_composition --campaign shoe" in line
+    hub = hosted["resources"]["providers"]
+    assert hub.health().status(BASE) is None  # one run's outcome never marks the route down
+    # every answer the stub made that the live service may bill is in the ledger as billed (the late one included)
+    frame = hub.ledger().frame("shoe")
+    billed = frame[(frame["provider"] == "google") & frame["billed"]]
+    assert len(billed) == google.billable_answers == len(fault.first.ledger) + len(fault.again.ledger)
+    assert float(billed["credits"].sum()) == pytest.approx(13.4 * len(billed))
+    assert hub.ledger().spent("shoe") == pytest.approx(13.4 * len(billed))  # budgets see every billed answer
+
+
+def test_a_failed_paid_answer_is_in_the_failure_metadata(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    google = stubs[0]
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"})
+    register_campaigns(instance, ["shoe"])
+    google.fail_next("truncated", route="generateContent")
+    summary = materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe", raise_on_error=False)
+    (event,) = [e for e in instance.all_logs(summary.run_id) if e.dagster_event and e.dagster_event.is_step_failure]
+    meta = event.dagster_event.step_failure_data.user_failure_data.metadata  # type: ignore[union-attr]
+    calls = meta["calls"].value
+    assert calls["calls"] == 1 and calls["unusable"] == 1 and calls["credits"] == pytest.approx(13.4)
+    (detail,) = calls["detail"]
+    assert detail["outcome"] == "unparseable" and detail["billed"] is True and detail["route"] == BASE
+
+
+def test_a_step_retry_continues_the_send_count(instance, hosted, stubs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """503 x4 falls back to the local engine, which then fails once (a transient error Dagster retries): the retried
+    step does not send the hosted call again, its 4 sends of this run are spent."""
+    import importlib
+
+    stage_module = importlib.import_module("media_routes.defs.stages.base_composition")  # (the package exports the
+    # asset under the module's name)
+    google = stubs[0]
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"})
+    register_campaigns(instance, ["shoe"])
+    google.fail_next("unavailable", 10, route="generateContent")
+    original = stage_module.compose
+    failures: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise OSError("disk hiccup (injected into the local engine)")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stage_module, "compose", flaky)
+    summary = materialize_stages(instance, hosted["resources"], ["base_composition"], "shoe", raise_on_error=False)
+    assert summary.success and failures == [1]
+    assert google.calls("generateContent") == 4  # not 8: the step retry found the send budget spent
+    (row,) = trace(instance, "shoe")
+    assert row["route"]["route"] == "local"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Veo: motion on high-drama (Veo, Kling, local), stages 1-5 on the local engine
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_veo_faults_send_once_and_account(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    google, _, kling = stubs
+    local = {s: "local" for s in CAMPAIGN_STAGES} | {"aspect_outpaint": "local"}
+    write_campaign(
+        hosted["root"], "noir-sneaker", "shoe", formats=["9x16"], route={"profile": "high-drama", **local},
+        motion={"duration_s": 4.0, "fps": 3, "camera": "push_in", "strength": 0.1},
+    )  # fmt: skip
+    register_campaigns(instance, ["shoe"])
+    assert materialize_stages(instance, hosted["resources"], list(CAMPAIGN_STAGES), "shoe").success
+    part = str(campaign_format_key("shoe", "9x16"))
+    assert materialize_stages(instance, hosted["resources"], ["aspect_outpaint"], part).success
+    submits = lambda: google.calls("predictLongRunning")  # noqa: E731
+
+    # an operation that ends with an error (rpc 13) after it started: booked, not resubmitted, not re-routed
+    google.fail_next("veo_error")
+    first = _run(instance, hosted, "motion", part, submits)
+    assert (first.success, first.sends, first.route, first.ledger) == (False, 1, None, [(True, "failed")])
+    (line,) = first.lines
+    assert line.startswith("motion: google veo-3.1-generate-preview: ServerError: operation failed (rpc code 13)")
+    assert "request id models/veo-3.1-generate-preview/operations/" in line
+    again = _run(instance, hosted, "motion", part, submits)
+    assert (again.success, again.sends, again.route, again.ledger) == (False, 0, None, [])
+    assert "already paid" in again.lines[0]
+
+    # RAI filter on a re-roll (a new seed, a new call): not charged, a block; high-drama re-routes to Kling
+    seeds = {"motion": 11}
+    google.fail_next("rai_filtered")
+    before, kling_before = submits(), kling.calls("create")
+    summary = materialize_stages(instance, hosted["resources"], ["motion"], part, seeds=seeds)
+    assert summary.success and submits() - before == 1 and kling.calls("create") - kling_before == 1
+    (row,) = [r for r in trace(instance, "shoe") if r["stage"] == "motion"]
+    assert row["route"]["route"] == KLING and row["run_id"] == summary.run_id
+    assert _ledger_rows(hosted["resources"]["providers"], summary.run_id, "google") == [(False, "blocked")]
+    assert _ledger_rows(hosted["resources"]["providers"], summary.run_id, "kling") == [(True, "usable")]
+    # re-run of the re-roll: Veo was not charged, so it is asked again once (and answers); nothing is re-paid twice
+    summary = materialize_stages(instance, hosted["resources"], ["motion"], part, seeds=seeds)
+    assert summary.success and submits() - before == 2
+    assert _ledger_rows(hosted["resources"]["providers"], summary.run_id, "google") == [(True, "usable")]
+    # and once more: both calls are stored, nothing is sent
+    summary = materialize_stages(instance, hosted["resources"], ["motion"], part, seeds=seeds)
+    assert summary.success and submits() - before == 2 and kling.calls("create") - kling_before == 1
+
+
+# --------------------------------------------------------------------------------------------------------
+# the command line: exit status, the one-line reason, the routes that ran, strict JSON costs
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, stubs: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """`media-routes` pointed at the Google stub (only the Gemini key set: the other providers' routes are rejected,
+    so every other stage runs on the local engine)."""
+    google = stubs[0]
+    for name in KEYS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GEMINI_API_KEY", KEYS["GEMINI_API_KEY"])
+    monkeypatch.setenv("GEMINI_BASE_URL", google.url)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDIA_ROUTES_MEDIA_ROOT", str(tmp_path / "media"))
+    monkeypatch.setenv("MEDIA_ROUTES_STATE_DIR", str(tmp_path / "credits"))
+    root = tmp_path / "campaigns"
+    root.mkdir()
+    write_campaign(root, "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe"}, **FAST)
+    args = ["demo", "--campaign", "shoe", "--campaigns-dir", str(root), "--out", str(tmp_path / "out")]
+    return {"google": google, "demo": args}
+
+
+def test_cli_failure_prints_one_line_reason_and_no_stack_trace(cli_env, capfd) -> None:  # type: ignore[no-untyped-def]
+    google = cli_env["google"]
+    google.fail_next("truncated", route="generateContent")
+    assert main(cli_env["demo"]) == 1
+    captured = capfd.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text and "Stack Trace" not in text and "dagster._core" not in text
+    failed = [ln for ln in captured.err.splitlines() if ln.startswith("FAILED ")]
+    assert failed == [
+        "FAILED base_composition: google gemini-3-pro-image-preview: ServerError: HTTP 200 with a body that is not "
+        "JSON (truncated?) (no request id in the answer)"
+    ]
+    assert "base_composition [shoe]: not materialized" in captured.out
+    assert "credits spent by these runs: 13.4 (1 billed answer(s) unusable" in captured.out
+    assert google.calls("generateContent") == 1
+    # --verbose shows Dagster's error with its stack; the re-run refuses to re-send the paid call
+    assert main([*cli_env["demo"], "--verbose"]) == 1
+    captured = capfd.readouterr()
+    assert "Stack Trace" in captured.out + captured.err
+    assert any("already paid" in ln for ln in captured.err.splitlines() if ln.startswith("FAILED "))
+    assert google.calls("generateContent") == 1
+
+
+def test_cli_summary_names_the_routes_that_ran_and_costs_json_is_strict(cli_env, capfd) -> None:  # type: ignore[no-untyped-def]
+    google = cli_env["google"]
+    google.fail_next("unavailable", 2, route="generateContent")  # 503 twice, then the answer
+    assert main(cli_env["demo"]) == 0
+    out = capfd.readouterr().out
+    # brand-safe with only the Gemini key: fal's routes are rejected, so inpaint and outpaint also go to Gemini
+    hosted = "hosted google/gemini-3-pro-image-preview (1 paid call(s)), 13.4 credits"
+    for stage in ("base_composition [shoe]", "inpaint_fix [shoe]", "aspect_outpaint [shoe|1x1]"):
+        assert f"{stage}: {hosted}" in out, out
+    for stage in ("lighting_iteration [shoe]", "k_upscale [shoe]", "motion [shoe|1x1]"):
+        assert f"{stage}: local engine, 0 credits" in out, out
+    assert "credits spent by these runs: 40.2\n" in out and "on the local engine" not in out
+    assert google.calls("generateContent") == 5  # 3 for the base (503, 503, answer), 1 inpaint fix, 1 outpaint
+
+    assert main(cli_env["demo"]) == 0  # everything again: the paid calls are cache hits
+    out = capfd.readouterr().out
+    assert "base_composition [shoe]: cache hit google/gemini-3-pro-image-preview (1 call(s) from the cache)" in out
+    assert "credits spent by these runs: 0\n" in out
+    assert google.calls("generateContent") == 5
+
+    assert main(["costs", "--json"]) == 0
+    text = capfd.readouterr().out
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"not strict JSON: {name}")
+
+    report = json.loads(text, parse_constant=no_constants)
+    assert report["hit_rate"] == pytest.approx(0.5)  # hosted rows only: 3 paid calls, 3 hits
+    assert report["local_rows"] == 6  # 3 local stages x 2 runs, reported apart
+    assert report["spent_credits"] == pytest.approx(40.2)

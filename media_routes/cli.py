@@ -125,6 +125,7 @@ def _validation_index(full: bool) -> Any:
         return None
     import dagster as dg
 
+    os.environ.setdefault("DAGSTER_HOME", str(home))  # the local dagster.yaml reads its base_dir from it
     try:
         return dg.DagsterInstance.from_config(str(home))
     except Exception as exc:  # noqa: BLE001 - validation must work without an instance

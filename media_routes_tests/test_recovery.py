@@ -1,0 +1,133 @@
+"""Crash recovery (issue #15): a media-routes process killed mid-run leaves nothing blocked."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from media_routes.recovery import HOST_TAG, PID_START_TAG, PID_TAG, process_tags, recover
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _started_run(instance: dg.DagsterInstance, tags: dict[str, str]) -> dg.DagsterRun:
+    run = dg.DagsterRun(
+        job_name="campaign_stills", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED, tags=tags
+    )
+    instance.add_run(run)
+    return run
+
+
+def test_a_run_whose_process_is_gone_is_failed_and_frees_its_pool_slot(tmp_path: Path) -> None:
+    with dg.instance_for_test() as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("local_engine", 2)
+        dead = _started_run(instance, {**process_tags(), PID_TAG: str(_dead_pid())})
+        alive = _started_run(instance, process_tags())  # this process: still running
+        reused = _started_run(instance, {**process_tags(), PID_START_TAG: "1"})  # same pid, another process
+        daemon = _started_run(instance, {})  # launched by the daemon: run monitoring's business
+        for run in (dead, alive, reused):
+            storage.claim_concurrency_slot("local_engine", run.run_id, "base_composition")
+        scratch = tmp_path / ".scratch"
+        scratch.mkdir()
+        (scratch / f"{dead.run_id}-shoe-9x16-0.mp4").write_bytes(b"partial")
+        (scratch / f"{alive.run_id}-shoe-9x16-0.mp4").write_bytes(b"in progress")
+
+        recovered = recover(instance, scratch)
+
+        assert sorted(r.run_id for r in recovered) == sorted([dead.run_id, reused.run_id])
+        status = {r.run_id: instance.get_run_by_id(r.run_id).status for r in (dead, alive, reused, daemon)}  # type: ignore[union-attr]
+        assert status == {
+            dead.run_id: dg.DagsterRunStatus.FAILURE,
+            alive.run_id: dg.DagsterRunStatus.STARTED,
+            reused.run_id: dg.DagsterRunStatus.FAILURE,
+            daemon.run_id: dg.DagsterRunStatus.STARTED,
+        }
+        assert storage.get_concurrency_info("local_engine").active_run_ids == {alive.run_id}
+        assert [p.name for p in scratch.iterdir()] == [f"{alive.run_id}-shoe-9x16-0.mp4"]
+        failure = instance.all_logs(dead.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        assert "is gone (killed or crashed)" in failure[0].message
+        assert recover(instance, scratch) == []  # once
+
+
+def test_runs_of_another_host_are_left_alone() -> None:
+    with dg.instance_for_test() as instance:
+        other = _started_run(instance, {HOST_TAG: "another-host", PID_TAG: str(_dead_pid())})
+        assert recover(instance) == []
+        assert instance.get_run_by_id(other.run_id).status == dg.DagsterRunStatus.STARTED  # type: ignore[union-attr]
+
+
+def _demo(home: Path, campaigns: Path, out: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MEDIA_ROUTES_MEDIA_ROOT": str(home / "media")}
+    cmd = [sys.executable, "-m", "media_routes.cli", "demo", "--campaigns-dir", str(campaigns), "--out", str(out)]
+    return subprocess.Popen([*cmd, "--campaign", "tower"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _hashes(out: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.suffix in (".png", ".mp4")
+    }
+
+
+def _wait_for(predicate, timeout: float = 900.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(1800)
+def test_a_demo_killed_mid_run_then_re_run_completes_with_the_same_deliverables(
+    campaigns_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # for reading the killed demo's instance here
+    clean = _demo(tmp_path / "clean-home", campaigns_dir, tmp_path / "clean-out")
+    assert clean.wait(timeout=1500) == 0, clean.stdout.read().decode()  # type: ignore[union-attr]
+    expected = _hashes(tmp_path / "clean-out")
+    assert any(k.endswith(".mp4") for k in expected)
+
+    home = tmp_path / "home"
+    for point in ("a stills run", "a format run"):
+        proc = _demo(home, campaigns_dir, tmp_path / "out")
+
+        def reached(proc: subprocess.Popen[bytes] = proc, point: str = point) -> bool:
+            if proc.poll() is not None or not (home / "dagster.yaml").exists():
+                return False
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+                job = "campaign_stills" if point == "a stills run" else "format_deliverables"
+                return any(r.job_name == job for r in runs)
+
+        _wait_for(reached)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))  # left behind
+    shutil.rmtree(tmp_path / "out", ignore_errors=True)
+    again = _demo(home, campaigns_dir, tmp_path / "out")
+    output = again.communicate(timeout=1500)[0].decode()
+    assert again.returncode == 0, output
+    assert "marked failed, its pool slots freed" in output
+    assert _hashes(tmp_path / "out") == expected
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert not instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        assert not instance.event_log_storage.get_concurrency_info("local_engine").active_run_ids

@@ -331,3 +331,24 @@ def test_a_spec_written_while_the_tick_validates_it_is_read_again(
     assert first.invalid == ["c00000"]
     second = sync_campaigns(instance, tmp_path)
     assert second.registered == ["c00000"] and second.invalid == []
+
+
+def test_the_time_budget_is_checked_per_campaign_not_per_page(instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    """A page of slow writes must not carry a tick past its budget (measured at 10,000 campaigns under load:
+    one 50-campaign page took 58-68 s). With a clock where every check costs a second, a 5 s budget ends
+    the tick after a handful of campaigns, not after a page; the next ticks take the rest, each once."""
+    ids = write_many(tmp_path, 30, **FAST)
+    ticks = [0.0]
+
+    def clock() -> float:
+        ticks[0] += 1.0
+        return ticks[0]
+
+    reports = []
+    while not reports or reports[-1].pending:
+        ticks[0] = 0.0
+        reports.append(sync_campaigns(instance, tmp_path, budget=TickBudget(seconds=5.0), clock=clock))
+        assert len(reports) < 40
+    assert all(1 <= len(r.registered) <= 5 for r in reports[:-1]), [len(r.registered) for r in reports]
+    assert sorted(c for r in reports for c in r.registered) == ids
+    assert _observations(instance) == Counter({cid: len(STAGES) for cid in ids})

@@ -30,7 +30,7 @@ from media_routes.defs.campaign_specs import latest_slice_hashes, queries_for, s
 from media_routes.spec_index import Entry, SpecIndex, refresh_entry, scan
 from media_routes.stages import CAMPAIGN_DIMENSION, STAGES
 
-PAGE = 50  # campaigns validated, compared and written together
+PAGE = 25  # campaigns validated and compared together (one query per stage); the budget is checked per campaign
 
 
 @dataclass(frozen=True)
@@ -136,19 +136,36 @@ def sync_campaigns(
         report.removed.append(cid)
         report.log.append(f"{cid}: spec removed; partition and history kept, no longer scheduled")
 
-    # re-hashes of racy entries (no parse unless the bytes changed), then edits (few, and awaited), then
-    # campaigns never synced, then the new ones, in id order; only the last three count against max_specs
-    work = [*found.racy, *[*found.changed, *found.unsynced, *found.new][: budget.max_specs]]
+    # Racy entries first, outside the budget: a re-hash (no parse unless the bytes changed), a few per tick.
+    racy_changed: list[str] = []
+    t = time.perf_counter()
+    for cid in found.racy:
+        entry, parsed = refresh_entry(campaigns_dir / cid, index.entries[cid])
+        if parsed:  # the bytes did change under an unchanged stat: treat it as an edit
+            racy_changed.append(cid)
+        else:
+            index.entries[cid] = entry
+            touched.add(cid)
+    _timed(report, "stat", t)
+    # then edits (few, and awaited), then campaigns never synced, then the new ones, in id order
+    queue = [*racy_changed, *found.changed, *found.unsynced, *found.new]
+    work = queue[: budget.max_specs]
     started = clock()
     done = 0
+
+    def over_budget() -> bool:  # checked before every campaign, so a tick ends within one campaign's work
+        return done + len(page_done) > 0 and clock() - started >= budget.seconds
+
     for page_start in range(0, len(work), PAGE):
-        if page_start and clock() - started >= budget.seconds:
+        page_done: list[str] = []
+        if over_budget():
             break
-        page = work[page_start : page_start + PAGE]
         t = time.perf_counter()
         entries: dict[str, Entry] = {}
         settled: set[str] = set()  # same bytes as when last synced (a touch, a racy mtime): nothing to compare
-        for cid in page:
+        for cid in work[page_start : page_start + PAGE]:
+            if entries and clock() - started >= budget.seconds:
+                break
             previous = index.entries.get(cid)
             entry, parsed = refresh_entry(campaigns_dir / cid, previous)
             report.parsed += parsed
@@ -168,31 +185,38 @@ def sync_campaigns(
         observed = writes.last_observed(valid) if valid else {}
         known = writes.registered() if valid else set()
         t = _timed(report, "compare", t)
-        for cid in valid:
-            entry = entries[cid]
-            last = observed.get(cid, {})
-            changed = {s: h for s, h in entry.slices.items() if last.get(s) != h}
-            if changed:
-                writes.observe(cid, changed)
-                report.observations[cid] = list(changed)
-                if len(changed) == len(STAGES) and not last:
-                    report.log.append(f"{cid}: new spec; automation makes its stills, then {', '.join(entry.formats)}")
-                else:
-                    first = next(s for s in STAGES if s in changed)
-                    report.log.append(
-                        f"{cid}: spec edit touches {', '.join(changed)}; automation re-runs from {first} onward"
-                    )
+        for cid, entry in entries.items():
+            if cid in valid:
+                if over_budget():
+                    break  # the rest of the page is taken again by the next tick (compared afresh)
+                last = observed.get(cid, {})
+                changed = {s: h for s, h in entry.slices.items() if last.get(s) != h}
+                if changed:
+                    writes.observe(cid, changed)
+                    report.observations[cid] = list(changed)
+                    if len(changed) == len(STAGES) and not last:
+                        report.log.append(
+                            f"{cid}: new spec; automation makes its stills, then {', '.join(entry.formats)}"
+                        )
+                    else:
+                        first = next(s for s in STAGES if s in changed)
+                        report.log.append(
+                            f"{cid}: spec edit touches {', '.join(changed)}; automation re-runs from {first} onward"
+                        )
+            page_done.append(cid)
         t = _timed(report, "observe", t)
-        new = [cid for cid in valid if cid not in known]
+        new = [cid for cid in page_done if cid in valid and cid not in known]
         writes.register(new)
         report.registered += new
         t = _timed(report, "register", t)
-        for cid, entry in entries.items():
+        for cid in page_done:
             # an invalid spec is synced too: its last good slices (if any) stay what the instance has
-            index.entries[cid] = replace(entry, synced=True)
+            index.entries[cid] = replace(entries[cid], synced=True)
             touched.add(cid)
-        done += len(page)
-    report.pending = len(found.racy) + len(found.changed) + len(found.unsynced) + len(found.new) - done
+        done += len(page_done)
+        if len(page_done) < len(work[page_start : page_start + PAGE]):
+            break
+    report.pending = len(queue) - done
     if report.pending:
         report.log.append(f"{report.pending} campaign spec(s) still pending: the next ticks take them")
     report.still_invalid = sorted(

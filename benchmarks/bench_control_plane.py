@@ -113,31 +113,14 @@ def has_history(i: int) -> bool:
 
 def generate(campaigns_dir: Path, start: int, count: int) -> list[str]:
     """``count`` campaigns ``c<start>``..., alternating the examples: own campaign.yaml, hard-linked assets."""
-    sources = sorted(p for p in EXAMPLES.iterdir() if (p / "campaign.yaml").is_file())
-    specs = {src.name: yaml.safe_load((src / "campaign.yaml").read_text()) for src in sources}
-    files = {src.name: [p for p in sorted(src.rglob("*")) if p.name != "campaign.yaml"] for src in sources}
-    ids = []
-    for i in range(start, start + count):
-        src = sources[i % len(sources)]
-        cid = campaign_id(i)
-        dst = campaigns_dir / cid
-        dst.mkdir(parents=True)
-        for path in files[src.name]:
-            target = dst / path.relative_to(src)
-            if path.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                target.hardlink_to(path)
-            except OSError:
-                shutil.copyfile(path, target)
-        data = {**specs[src.name], "id": cid}
+    from media_routes.testing.campaigns import write_many
+
+    def edit(i: int, data: dict[str, Any]) -> None:
         if has_refresh(i):
             data["refresh"] = dict(REFRESH)
-        (dst / "campaign.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-        ids.append(cid)
-    return ids
+
+    campaigns_dir.mkdir(parents=True, exist_ok=True)
+    return write_many(campaigns_dir, count, start=start, edit=edit)
 
 
 def edit_one(campaigns_dir: Path, cid: str) -> None:

@@ -7,7 +7,9 @@ this works from a source checkout or an editable install, not from a wheel. Neve
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,10 +41,19 @@ def write_campaign(root: Path, source_id: str, new_id: str | None = None, **over
     return spec_path
 
 
-def write_many(root: Path, n: int, *, prefix: str = "c", **overrides: object) -> list[str]:
-    """``n`` campaigns ``<prefix>00000`` ... in ``root``, alternating the two examples: each gets its own
-    ``campaign.yaml`` (with its id and ``overrides``) and hard links to the example's asset files (a
-    copy where the file system cannot link), so 10,000 campaigns cost little disk. Returns the ids."""
+def write_many(
+    root: Path,
+    n: int,
+    *,
+    prefix: str = "c",
+    start: int = 0,
+    edit: Callable[[int, dict[str, Any]], None] | None = None,
+    **overrides: object,
+) -> list[str]:
+    """``n`` campaigns ``<prefix><start:05d>`` ... in ``root``, alternating the two examples: each gets its own
+    ``campaign.yaml`` (with its id, ``overrides``, then ``edit(i, spec)`` if given) and hard links to the
+    example's asset files (a copy where the file system cannot link), so 10,000 campaigns cost little disk.
+    Returns the ids."""
     sources = sorted(p for p in EXAMPLES.iterdir() if (p / "campaign.yaml").is_file())
     specs = {}
     for src in sources:
@@ -54,7 +65,7 @@ def write_many(root: Path, n: int, *, prefix: str = "c", **overrides: object) ->
                 data[key] = value
         specs[src.name] = data
     ids = []
-    for i in range(n):
+    for i in range(start, start + n):
         src = sources[i % len(sources)]
         cid = f"{prefix}{i:05d}"
         dst = root / cid
@@ -68,6 +79,9 @@ def write_many(root: Path, n: int, *, prefix: str = "c", **overrides: object) ->
                     target.hardlink_to(path)
                 except OSError:
                     shutil.copyfile(path, target)
-        (dst / "campaign.yaml").write_text(yaml.safe_dump({**specs[src.name], "id": cid}, sort_keys=False))
+        data = {**specs[src.name], "id": cid}
+        if edit is not None:
+            edit(i, data)
+        (dst / "campaign.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         ids.append(cid)
     return ids

@@ -112,10 +112,15 @@ def test_a_demo_killed_mid_run_then_re_run_completes_with_the_same_deliverables(
         def reached(proc: subprocess.Popen[bytes] = proc, point: str = point) -> bool:
             if proc.poll() is not None or not (home / "dagster.yaml").exists():
                 return False
-            with dg.DagsterInstance.from_config(str(home)) as instance:
-                runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-                job = "campaign_stills" if point == "a stills run" else "format_deliverables"
-                return any(r.job_name == job for r in runs)
+            import fcntl
+
+            # the CLI creates the schema under this lock; hold it too, or both may create it at once
+            with (home / ".instance.lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                with dg.DagsterInstance.from_config(str(home)) as instance:
+                    runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+            job = "campaign_stills" if point == "a stills run" else "format_deliverables"
+            return any(r.job_name == job for r in runs)
 
         _wait_for(reached)
         proc.send_signal(signal.SIGKILL)

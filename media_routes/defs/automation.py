@@ -93,7 +93,14 @@ class WantedByCampaign(dg.AutomationCondition):
 def stage_conditions(campaigns_dir: str) -> dict[str, dg.AutomationCondition | None]:
     """The automation condition of each stage. A stage's inputs are the stage before it and its own
     slice of the spec (``campaign_spec/<stage>``, observed by the campaign folder sensor)."""
-    eager = dg.AutomationCondition.eager()
+    ac = dg.AutomationCondition
+    # eager() acts on *newly* missing partitions; a partition that was already registered when this sensor
+    # first evaluated (the folder sensor ticked first, on a fresh instance) would never be made. On the first
+    # evaluation, missing partitions whose inputs are there count too.
+    first_time = (
+        ac.initial_evaluation() & ac.missing() & ~ac.any_deps_missing() & ~ac.any_deps_in_progress() & ~ac.in_progress()
+    )
+    eager = (ac.eager() | first_time).with_label("eager (or missing at the first evaluation)")
     by_kind: dict[str, dg.AutomationCondition] = {
         "eager": eager,
         "eager_in_spec_formats": (eager & WantedByCampaign(campaigns_dir)).with_label("eager, formats of the spec"),

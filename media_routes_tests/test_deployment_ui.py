@@ -202,7 +202,6 @@ def test_backfill_launched_from_the_ui_in_a_real_browser(deployment: Deployment,
             page.get_by_role("button", name="Materialize all…").click()
             dialog = page.get_by_role("dialog")
             expect(dialog.get_by_text("Partition selection")).to_be_visible()
-            dialog.get_by_role("button", name="All").first.click()  # campaign: shoe, tower
             fmt = dialog.locator("[aria-haspopup=dialog]").nth(1)
             for _ in range(20):  # the dropdown can ignore the first click after the dialog opens
                 fmt.click()
@@ -212,6 +211,16 @@ def test_backfill_launched_from_the_ui_in_a_real_browser(deployment: Deployment,
             for f in FORMATS:
                 page.get_by_role("menuitem").filter(has=page.locator(f'div[data-tooltip="{f}"]')).click()
             page.keyboard.press("Escape")
+            # campaign: shoe, tower. A click on "All" before the dialog has loaded the campaign keys
+            # selects nothing (seen in CI: "0 partitions"), so click until the selection shows.
+            campaign_all = dialog.get_by_role("button", name="All").first
+            for _ in range(20):
+                campaign_all.click()
+                try:
+                    expect(dialog.get_by_text("4 partitions")).to_be_visible(timeout=1500)
+                    break
+                except AssertionError:
+                    continue
             expect(dialog.get_by_text("4 partitions")).to_be_visible()
             page.screenshot(path=shots / "02-materialize-dialog.png")
             dialog.get_by_role("button", name="Launch backfill").click()

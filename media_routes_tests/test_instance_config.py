@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -53,3 +55,54 @@ def test_a_broken_spec_fails_the_stage_at_once_without_retries(instance, resourc
     )
     assert "has an invalid spec" in failure.dagster_event.step_failure_data.error.message  # type: ignore[union-attr]
     assert "formatz" in failure.dagster_event.step_failure_data.error.message  # type: ignore[union-attr]
+
+
+def _step_events(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
+    return [e.dagster_event_type for e in instance.all_logs(run_id)]
+
+
+@pytest.mark.integration
+def test_an_error_a_retry_cannot_fix_fails_the_step_once_with_its_reason(  # type: ignore[no-untyped-def]
+    instance, resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = importlib.import_module("media_routes.defs.stages.base_composition")  # the module, not the asset
+    from media_routes.pipeline import materialize_stages
+    from media_routes.run_report import failure_reasons
+
+    calls: list[int] = []
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        raise ValueError("cannot place layer 'shoe': empty alpha")
+
+    monkeypatch.setattr(stage, "compose", broken)
+    instance.add_dynamic_partitions("campaign", ["tower"])
+    summary = materialize_stages(instance, resources, ["base_composition"], "tower", raise_on_error=False)
+    assert not summary.success
+    events = _step_events(instance, summary.run_id)
+    assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in events and len(calls) == 1
+    assert failure_reasons(instance, summary.run_id) == [
+        "base_composition: ValueError: cannot place layer 'shoe': empty alpha (not retried: it would fail the same way)"
+    ]
+
+
+@pytest.mark.integration
+def test_a_transient_os_error_is_retried_and_the_stage_then_succeeds(  # type: ignore[no-untyped-def]
+    instance, resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = importlib.import_module("media_routes.defs.stages.base_composition")  # the module, not the asset
+    from media_routes.pipeline import materialize_stages
+
+    real, calls = stage.compose, []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "compose", flaky)
+    instance.add_dynamic_partitions("campaign", ["tower"])
+    summary = materialize_stages(instance, resources, ["base_composition"], "tower", raise_on_error=False)
+    assert summary.success and len(calls) == 2
+    assert dg.DagsterEventType.STEP_UP_FOR_RETRY in _step_events(instance, summary.run_id)

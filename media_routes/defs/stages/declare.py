@@ -6,6 +6,10 @@ its slice of the campaign spec, the local-engine pool, the retry policy for tran
 
 from __future__ import annotations
 
+import functools
+import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -28,6 +32,43 @@ LOCAL_ENGINE_POOL = "local_engine"
 # as ``dg.Failure(allow_retries=False)`` and fail at once.
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
+# What a retry can fix: the file system and the OS (a full disk, a lost handle, a reset pipe: OSError and its
+# subclasses ConnectionError and TimeoutError), memory taken by another process, a killed encoder subprocess, a
+# locked SQLite ledger. Every other exception of a stage body (a ValueError from bad data, a bug) fails the same
+# way on a retry, so it fails the step once, with its reason, instead of three times over 15 s.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    MemoryError,
+    subprocess.SubprocessError,
+    sqlite3.OperationalError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def retry_only_transient(stage: str, body: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """``body`` (a stage's generator) with every non-transient exception raised as ``dg.Failure(allow_retries=False)``
+    naming the stage, the exception type and its message; the original stays chained for the UI and --verbose.
+    Dagster's own exceptions (a ``dg.Failure`` already decided, a ``RetryRequested``) pass unchanged."""
+
+    @functools.wraps(body)
+    def run(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from body(*args, **kwargs)
+        except (dg.Failure, dg.RetryRequested, dg.DagsterError):
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            raise dg.Failure(
+                description=f"{type(exc).__name__}: {exc} (not retried: it would fail the same way)",
+                allow_retries=False,
+            ) from exc
+
+    return run
+
 
 class StageConfig(dg.Config):
     """Run parameters for a stage. ``seed`` overrides the spec's seed (used by ``media-routes reroll``)."""
@@ -46,7 +87,7 @@ def stage_asset(
     """``@dg.asset`` for one declared stage. ``extra_checks`` maps a check name to (description, blocking)."""
     checks = COMMON_CHECKS | (extra_checks or {})
     name = get_stage(stage).name
-    return dg.asset(
+    decorate = dg.asset(
         name=name,
         deps=[slice_key(name)],  # its slice of the campaign spec: an edit there makes this stage stale
         pool=LOCAL_ENGINE_POOL,
@@ -62,3 +103,4 @@ def stage_asset(
             for check, (desc, blocking) in checks.items()
         ],
     )
+    return lambda body: decorate(retry_only_transient(name, body))

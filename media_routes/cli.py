@@ -23,7 +23,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from media_routes import settings
+from media_routes.cli_args import (
+    campaign_arg,
+    format_arg,
+    format_problem,
+    output_dir_problem,
+    output_file_problem,
+    seed_arg,
+)
 from media_routes.spec import (
+    SEED_LIMIT,
     SPEC_FILENAME,
     Campaign,
     SpecError,
@@ -261,6 +270,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from media_routes.pipeline import plan_runs, register_campaigns
 
     campaigns_dir = Path(args.campaigns_dir) if args.campaigns_dir else settings.campaigns_dir()
+    problem = output_dir_problem(Path(args.out).resolve())
+    if problem:  # before rendering anything: a run of minutes must not end on an unwritable --out
+        console.print(f"[red]cannot export the deliverables: {escape(problem)}[/red] (--out)")
+        return 2
     good, bad = load_all(campaigns_dir)
     for exc in bad:
         console.print(f"[yellow]skipping an invalid campaign:[/yellow]\n{exc}", markup=True, highlight=False)
@@ -327,20 +340,20 @@ def _load_one(args: argparse.Namespace, doing: str) -> tuple[Path, Campaign | No
 
 
 def cmd_reroll(args: argparse.Namespace) -> int:
-    from media_routes.formats import FORMAT_KEYS
     from media_routes.pipeline import plan_runs
 
     campaigns_dir, campaign = _load_one(args, "re-roll")
     if campaign is None:
         return 1
-    if args.format and args.format not in FORMAT_KEYS:
-        console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
-        return 1
+    problem = format_problem(args.format, campaign.id, campaign.spec.formats)
+    if problem:
+        console.print(f"[red]cannot re-roll: {escape(problem)}[/red]")
+        return 2
     instance = _instance()
     if not _registered_campaign(instance, campaign.id):
         console.print(f"[red]campaign {campaign.id!r} has no partition yet: run `media-routes demo` first[/red]")
         return 1
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    seed = args.seed if args.seed is not None else secrets.randbelow(SEED_LIMIT)
     formats = [args.format] if args.format else list(campaign.spec.formats)
     plan = plan_runs(campaign.id, formats, from_stage=args.stage)
     console.print(
@@ -371,12 +384,8 @@ def cmd_reroll(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from media_routes.formats import FORMAT_KEYS
     from media_routes.lineage import trace
 
-    if args.format and args.format not in FORMAT_KEYS:
-        console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
-        return 1
     instance = _instance()
     rows = trace(instance, args.campaign, [args.format] if args.format else None)
     if args.json:
@@ -447,9 +456,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     campaigns_dir, campaign = _load_one(args, "estimate")
     if campaign is None:
         return 1
-    if args.format and args.format not in campaign.spec.formats:
-        console.print(f"[red]{args.campaign} has no format {args.format!r} ({', '.join(campaign.spec.formats)})[/red]")
-        return 1
+    problem = format_problem(args.format, campaign.id, campaign.spec.formats)
+    if problem:
+        console.print(f"[red]cannot estimate: {escape(problem)}[/red]")
+        return 2
     hub = _resources(campaigns_dir)["providers"]
     try:
         rows = estimate(
@@ -492,6 +502,10 @@ def cmd_costs(args: argparse.Namespace) -> int:
     """Spend from the ledger: per campaign, stage, provider and format, hit rate, savings."""
     from media_routes.credits.report import cost_report
 
+    problem = output_file_problem(Path(args.csv)) if args.csv else None
+    if problem:
+        console.print(f"[red]cannot write the CSV: {escape(problem)}[/red] (--csv)")
+        return 2
     hub = _resources(settings.campaigns_dir())["providers"]
     report = cost_report(hub.ledger(), _instance(), args.campaign)
     if report.calls.empty:
@@ -566,12 +580,8 @@ def strict_json(value: Any) -> str:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     from media_routes import approvals
-    from media_routes.formats import FORMAT_KEYS
     from media_routes.lineage import latest_still_hash
 
-    if args.format not in FORMAT_KEYS:
-        console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
-        return 1
     instance = _instance()
     still_hash = latest_still_hash(instance, args.campaign, args.format)
     if still_hash is None:
@@ -595,12 +605,12 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from media_routes.drift_report import COLUMNS, chain_rows, corrected_drift, first_exceeded, write_html
-    from media_routes.formats import FORMAT_KEYS
     from media_routes.lineage import trace
 
-    if args.format and args.format not in FORMAT_KEYS:
-        console.print(f"[red]unknown format {args.format!r}; known: {', '.join(FORMAT_KEYS)}[/red]")
-        return 1
+    problem = output_dir_problem(Path(args.html)) if args.html else None
+    if problem:
+        console.print(f"[red]cannot write the report: {escape(problem)}[/red] (--html)")
+        return 2
     instance = _instance()
     chain = chain_rows(trace(instance, args.campaign, [args.format] if args.format else None))
     if not chain:
@@ -666,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="register the example campaigns and render every stage and format")
     d.add_argument("--out", default="deliverables", help="where to export stills, videos and contact sheets")
-    d.add_argument("--campaign", action="append", help="only this campaign (repeatable)")
+    d.add_argument("--campaign", action="append", type=campaign_arg, help="only this campaign (repeatable)")
     d.add_argument(
         "--campaigns-dir",
         help=f"campaign specs folder (default ${settings.ENV_CAMPAIGNS_DIR} or ./campaigns)",
@@ -676,50 +686,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reroll", help="re-roll one stage with a new seed and re-materialize what follows")
     r.add_argument("stage", choices=STAGES)
-    r.add_argument("--campaign", required=True)
-    r.add_argument("--format", help="only this format for the per-format stages")
-    r.add_argument("--seed", type=int, help="seed to use (default: a new random one, printed)")
+    r.add_argument("--campaign", required=True, type=campaign_arg)
+    r.add_argument("--format", type=format_arg, help="only this format for the per-format stages")
+    r.add_argument("--seed", type=seed_arg, help="seed to use, 0 <= seed < 2**31 (default: a new random one, printed)")
     r.add_argument("--campaigns-dir")
     r.add_argument("--verbose", action="store_true", help="Dagster's log and the full error of a failed step")
     r.set_defaults(func=cmd_reroll)
 
     t = sub.add_parser("trace", help="latest materialization of every stage for a campaign")
-    t.add_argument("campaign")
-    t.add_argument("--format")
+    t.add_argument("campaign", type=campaign_arg)
+    t.add_argument("--format", type=format_arg)
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_trace)
 
     ro = sub.add_parser("routes", help="explain the route plan of a campaign (chosen, fallbacks, rejected)")
-    ro.add_argument("campaign")
+    ro.add_argument("campaign", type=campaign_arg)
     ro.add_argument("--json", action="store_true")
     ro.add_argument("--campaigns-dir")
     ro.set_defaults(func=cmd_routes)
 
     es = sub.add_parser("estimate", help="price the campaign's stages x formats before running (cache aware)")
-    es.add_argument("campaign")
-    es.add_argument("--format")
+    es.add_argument("campaign", type=campaign_arg)
+    es.add_argument("--format", type=format_arg)
     es.add_argument("--reroll", choices=STAGES, help="price a re-roll of this stage (and what follows)")
     es.add_argument("--json", action="store_true")
     es.add_argument("--campaigns-dir")
     es.set_defaults(func=cmd_estimate)
 
     co = sub.add_parser("costs", help="spend from the credit ledger, cache hit rate and savings")
-    co.add_argument("campaign", nargs="?")
+    co.add_argument("campaign", nargs="?", type=campaign_arg)
     co.add_argument("--csv", metavar="FILE", help="also write every ledger row to a CSV file")
     co.add_argument("--json", action="store_true")
     co.set_defaults(func=cmd_costs)
 
     ap = sub.add_parser("approve", help="approve (or --reject) a format's still so motion may run")
-    ap.add_argument("campaign")
-    ap.add_argument("format")
+    ap.add_argument("campaign", type=campaign_arg)
+    ap.add_argument("format", type=format_arg)
     ap.add_argument("--reject", action="store_true")
     ap.add_argument("--note")
     ap.add_argument("--by", help="reviewer (default $MEDIA_ROUTES_REVIEWER or the login name)")
     ap.set_defaults(func=cmd_approve)
 
     dr = sub.add_parser("drift", help="quality figures along the chain and the stage where drift entered")
-    dr.add_argument("campaign")
-    dr.add_argument("--format")
+    dr.add_argument("campaign", type=campaign_arg)
+    dr.add_argument("--format", type=format_arg)
     dr.add_argument("--json", action="store_true")
     dr.add_argument("--html", metavar="DIR", help="write a report with images, heatmaps and figures")
     dr.set_defaults(func=cmd_drift)

@@ -37,6 +37,7 @@ MAX_ITEMS_SHOWN = 5  # offending items listed per problem (then the count)
 BASE_LONG_SIDE = 1024  # the "1K" blueprint
 HEX_RE = re.compile(r"^#[0-9A-Fa-f]{6}$")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SEED_LIMIT = 2**31  # seeds are 0 <= seed < SEED_LIMIT (the engines and the hosted contracts take int32)
 BUILTIN_FONTS = {"DejaVuSans-Bold", "DejaVuSans", "DejaVuSerif"}
 
 
@@ -340,7 +341,7 @@ class Route(_Model):
 class CampaignSpec(_Model):
     id: str
     brief: Annotated[str, Field(min_length=1)]
-    seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
+    seed: Annotated[int, Field(ge=0, lt=SEED_LIMIT)] = 0
     palette: Annotated[dict[str, str], Field(min_length=1)]
     scene: Scene
     route: Route = Route()

@@ -394,3 +394,108 @@ def test_a_tracked_headline_is_centred_and_fits_without_clipping_a_glyph(tmp_pat
     font = ImageFont.truetype(str(text.builtin_font_path("DejaVuSans-Bold")), info["headline_font_px"])
     alone = text.ink_width(font, "W", 0.0)
     assert abs(last_glyph_width - alone) <= 2, (last_glyph_width, alone)
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI arguments: refused before any work (no instance created, nothing rendered), without a traceback
+# --------------------------------------------------------------------------------------------------
+
+LONG_ID = "a" * 65
+ARG_CASES: list[tuple[str, list[str], int, str]] = [
+    # (name, argv after `media-routes` ({dir}: the campaigns folder, {tmp}: a scratch folder), exit status, words)
+    ("negative seed", ["reroll", "k_upscale", "--campaign", "shoe", "--seed", "-1"], 2, "out of range"),
+    ("seed of 2**70", ["reroll", "motion", "--campaign", "shoe", "--seed", str(2**70)], 2, "out of range"),
+    ("seed 2**31", ["reroll", "motion", "--campaign", "shoe", "--seed", str(2**31)], 2, "0 <= seed < 2147483648"),
+    ("seed not a number", ["reroll", "motion", "--campaign", "shoe", "--seed", "lucky"], 2, "not an integer"),
+    ("seed with a decimal point", ["reroll", "motion", "--campaign", "shoe", "--seed", "1.5"], 2, "not an integer"),
+    ("campaign ../x", ["reroll", "motion", "--campaign", "../x"], 2, "not a campaign id"),
+    ("campaign absolute path", ["reroll", "motion", "--campaign", "{dir}/shoe"], 2, "not a campaign id"),
+    ("demo campaign path escape", ["demo", "--campaign", "../../etc"], 2, "not a campaign id"),
+    ("campaign in capitals", ["trace", "Shoe"], 2, "not a campaign id"),
+    ("campaign id of 65 chars", ["routes", LONG_ID], 2, "at most 64 characters"),
+    ("campaign with a slash", ["estimate", "shoe/x"], 2, "not a campaign id"),
+    ("costs of ../x", ["costs", "../x"], 2, "not a campaign id"),
+    ("approve ../x", ["approve", "../x", "1x1"], 2, "not a campaign id"),
+    ("drift of a path", ["drift", "/etc/passwd"], 2, "not a campaign id"),
+    ("unknown stage", ["reroll", "upscale", "--campaign", "shoe"], 2, "invalid choice"),
+    ("unknown format", ["trace", "shoe", "--format", "5x4"], 2, "unknown format"),
+    ("approve unknown format", ["approve", "shoe", "3x2"], 2, "unknown format"),
+    (
+        "reroll a format the spec lacks",
+        ["reroll", "aspect_outpaint", "--campaign", "tower", "--format", "1x1"],
+        2,
+        "has no format '1x1'",
+    ),
+    ("estimate a format the spec lacks", ["estimate", "tower", "--format", "9x16"], 2, "has no format '9x16'"),
+    ("estimate re-roll of no stage", ["estimate", "shoe", "--reroll", "colour"], 2, "invalid choice"),
+    ("unknown demo campaign", ["demo", "--campaign", "nope"], 1, "unknown or invalid campaign(s): nope"),
+    ("reroll of an unknown campaign", ["reroll", "motion", "--campaign", "nope"], 1, "cannot re-roll"),
+    ("demo --out is a file", ["demo", "--out", "{tmp}/a-file"], 2, "exists and is not a folder"),
+    ("demo --out under a file", ["demo", "--out", "{tmp}/a-file/deliverables"], 2, "cannot create the folder"),
+    ("costs --csv is a folder", ["costs", "--csv", "{tmp}"], 2, "is a folder, not a file"),
+    ("costs --csv in a missing folder", ["costs", "--csv", "{tmp}/missing/rows.csv"], 2, "does not exist"),
+    ("drift --html is a file", ["drift", "shoe", "--html", "{tmp}/a-file"], 2, "exists and is not a folder"),
+]
+
+
+@pytest.mark.parametrize(("name", "argv", "status", "words"), ARG_CASES, ids=[c[0] for c in ARG_CASES])
+def test_a_bad_cli_argument_is_refused_before_any_work(
+    tmp_path: Path,
+    campaigns_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    argv: list[str],
+    status: int,
+    words: str,
+) -> None:
+    from media_routes.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("MEDIA_ROUTES_MEDIA_ROOT", str(tmp_path / "media"))
+    monkeypatch.setenv("MEDIA_ROUTES_CAMPAIGNS_DIR", str(campaigns_dir))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "a-file").write_text("not a folder")
+    args = [a.replace("{dir}", str(campaigns_dir)).replace("{tmp}", str(scratch)) for a in argv]
+    started = time.perf_counter()
+    try:
+        code = main(args)
+    except SystemExit as exited:  # argparse's refusal
+        code = exited.code
+    elapsed = time.perf_counter() - started
+    err = capsys.readouterr().err
+    assert code == status, err
+    assert words in " ".join(err.split()), err
+    assert "Traceback" not in err
+    assert not home.exists(), "no instance may be created for a refused command"
+    assert elapsed < WALL_SECONDS
+
+
+@pytest.mark.integration
+def test_the_good_campaign_renders_next_to_a_folder_of_broken_ones(
+    tmp_path: Path, campaigns_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from media_routes.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MEDIA_ROUTES_MEDIA_ROOT", str(tmp_path / "media"))
+    shutil.rmtree(campaigns_dir / "shoe")  # keep 'tower' (one format) as the good one
+    broken = {name: breaks for name, breaks, _, _ in CASES}
+    chosen = ["non-utf8 byte", "yaml nested 500 deep", "nan light direction", "cutout of 30 MP (header only)"]
+    for i, name in enumerate(chosen):
+        broken[name](write_campaign(campaigns_dir, "noir-sneaker", f"broken-{i}"))
+    _headline(write_campaign(campaigns_dir, "noir-sneaker", "broken-emoji"), text="FLY \U0001f9a9")
+    out_dir = tmp_path / "deliverables"
+    assert main(["demo", "--out", str(out_dir), "--campaigns-dir", str(campaigns_dir)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipping an invalid campaign") == len(chosen) + 1
+    for i in range(len(chosen)):
+        assert str(campaigns_dir / f"broken-{i}" / "campaign.yaml") in err
+    assert "no glyph for" in err and "Traceback" not in err
+    assert (out_dir / "tower" / "16x9" / "still.png").stat().st_size > 10_000
+    assert (out_dir / "tower" / "16x9" / "motion.mp4").stat().st_size > 10_000
+    assert not any(p.name.startswith("broken") for p in out_dir.iterdir())

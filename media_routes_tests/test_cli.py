@@ -151,7 +151,9 @@ def test_reroll_unregistered_campaign(home: Path, campaigns_dir: Path, capsys: p
 
 
 def test_trace_unknown_format(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["trace", "tower", "--format", "5x4"]) == 1
+    with pytest.raises(SystemExit) as exited:  # argparse: before any work
+        main(["trace", "tower", "--format", "5x4"])
+    assert exited.value.code == 2
     assert "unknown format" in capsys.readouterr().err
 
 

@@ -25,6 +25,7 @@ from dagster._utils.schedules import get_latest_completed_cron_tick
 
 from media_routes.defs.jobs import campaign_stills_job
 from media_routes.defs.resources import CampaignCatalog
+from media_routes.spec import SEED_LIMIT
 from media_routes.spec_index import Entry, SpecIndex
 
 TICK_MINUTES = 5
@@ -44,7 +45,7 @@ class Refresh:
 
 def refresh_seed(cron_tick: dt.datetime) -> int:
     """A new, reproducible base seed per cron tick (so a re-evaluated tick gives the same seed)."""
-    return int(cron_tick.timestamp()) % (2**31)
+    return int(cron_tick.timestamp()) % SEED_LIMIT
 
 
 def plan_refreshes(

@@ -14,21 +14,54 @@ from typing import Any, ClassVar
 REDACTED = "[REDACTED]"
 _MAX_REASON_CHARS = 600
 
-# Google API keys ("AIza" + 35 characters) and key-bearing query parameters or headers in echoed text.
+# Shapes of credentials in echoed text (an error body, an exception message, a URL). Each pattern keeps its
+# first group (the name: "Authorization: Bearer ", "?token=", "https://") and replaces the value.
+_VALUE = r"(?!\[REDACTED\])[^\s,;&#\"'}\]]+"
+_SCHEMES = r"(?:bearer|key|basic|token)"
 _KEY_PATTERNS = (
-    re.compile(r"AIza[0-9A-Za-z_\-]{35}"),
-    re.compile(r"(?i)([?&](?:key|api_key|apikey)=)[^&#\s\"']+"),
-    re.compile(r"(?i)(x-goog-api-key[\"']?\s*[:=]\s*[\"']?)[^\s,\"'}]+"),
+    # Google API keys: "AIza" + 35 characters
+    re.compile(r"()AIza[0-9A-Za-z_\-]{35}"),
+    # JWTs (Kling's bearer tokens): three base64url parts, the first a JSON header
+    re.compile(r"()eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"),
+    # fal keys "<uuid>:<hex>" (a bare uuid, e.g. a request id, is kept)
+    re.compile(r"()\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}:[0-9a-fA-F]{16,}\b"),
+    # Authorization header values: "Authorization: Bearer <token>", "Key <id:secret>", "Basic <b64>", or bare
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?" + _SCHEMES + r"\s+)" + _VALUE),
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!" + _SCHEMES + r"\s)" + _VALUE),
+    # a bearer credential anywhere else ("Bearer <token>"; the value must hold a digit, so prose is kept)
+    re.compile(r"(?i)(\b(?:bearer|basic)\s+)(?=[^\s]*[0-9])" + _VALUE),
+    # key headers: x-goog-api-key, x-api-key, api-key
+    re.compile(r"(?i)((?:x-goog-api-key|x-api-key|api-key)[\"']?\s*[:=]\s*[\"']?)" + _VALUE),
+    # query parameters and form fields
+    re.compile(
+        r"(?i)([?&;](?:key|api_key|apikey|access_token|token|auth|signature|sig|secret|password|x-amz-signature"
+        r"|x-amz-credential|x-amz-security-token)=)" + _VALUE
+    ),
+    # quoted fields in JSON, YAML or a repr: "api_key": "...", 'key': '...', "token": "..."
+    re.compile(
+        r"(?i)([\"'](?:api_?key|apikey|key|token|access_token|refresh_token|id_token|secret|client_secret"
+        r"|key_secret|password|passwd)[\"']\s*[:=]\s*[\"']?)(?!(?:null|none|true|false)\b)" + _VALUE
+    ),
+    # unquoted fields: api_key=..., token: ..., password=... (a bare "key" is too common a word to match)
+    re.compile(
+        r"(?i)(\b(?:api_?key|apikey|access_token|refresh_token|id_token|client_secret|key_secret|secret|password"
+        r"|passwd|token)\s*[:=]\s*[\"']?)(?!(?:null|none|true|false)\b)" + _VALUE
+    ),
+    # user:password@ in URLs
+    re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"),
 )
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Return ``text`` with the given secrets and anything shaped like an API key replaced by ``[REDACTED]``."""
+    """Return ``text`` with the given secrets and anything shaped like a credential replaced by ``[REDACTED]``:
+    Google API keys, JWTs, fal ``id:secret`` keys, ``Authorization`` values (Bearer, Key, Basic), key headers,
+    ``?key=`` / ``?access_token=`` / ``?token=`` parameters, ``api_key`` / ``key`` / ``token`` fields in JSON or
+    reprs, and ``user:pass@`` in URLs."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
     for pattern in _KEY_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
+        text = pattern.sub(lambda m: m.group(1) + (REDACTED + "@" if "://" in m.group(1) else REDACTED), text)
     return text
 
 

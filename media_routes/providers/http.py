@@ -149,14 +149,14 @@ class HttpProviderClient:
                 provider=self.provider,
                 model=model,
                 request_id=request_id,
-            ) from exc
+            ) from None  # httpx's exception carries the request (URL, headers with the key): never chain it
         except httpx.TransportError as exc:
             raise ServerError(
                 f"{where}{type(exc).__name__} on {method} {path}: {self._redact(str(exc))}",
                 provider=self.provider,
                 model=model,
                 request_id=request_id,
-            ) from exc
+            ) from None  # the redacted message keeps what is useful; the original is not chained
         self.logger.debug(
             "%s %s model=%s -> %d in %.3fs", method, path, model, response.status_code, time.perf_counter() - started
         )

@@ -211,6 +211,7 @@ def _execute(
     """Run the plan, stopping at the first failed run. A failure prints its one-line reason (provider, model, reason,
     request id); Dagster's own log lines and stack traces only with ``verbose``."""
     from media_routes.pipeline import materialize_stages
+    from media_routes.recovery import watch_pool_waits
     from media_routes.run_report import failure_reasons
 
     total = sum(len(r.stages) for r in plan)
@@ -226,16 +227,17 @@ def _execute(
         task = progress.add_task(label or "materializing", total=total)
         for run in plan:
             progress.update(task, description=f"{label} {run.partition}: {' -> '.join(run.stages)}")
-            summary = materialize_stages(
-                instance,
-                resources,
-                run.stages,
-                run.partition,
-                seeds=seeds,
-                tags=tags,
-                raise_on_error=False,
-                log_level="WARNING" if verbose else "CRITICAL",
-            )
+            with watch_pool_waits(instance, lambda line: console.print(f"[yellow]{escape(line)}[/yellow]")):
+                summary = materialize_stages(
+                    instance,
+                    resources,
+                    run.stages,
+                    run.partition,
+                    seeds=seeds,
+                    tags=tags,
+                    raise_on_error=False,
+                    log_level="WARNING" if verbose else "CRITICAL",
+                )
             summaries.append(summary)
             if not summary.success:
                 progress.stop()

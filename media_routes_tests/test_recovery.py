@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from media_routes.recovery import HOST_TAG, PID_START_TAG, PID_TAG, process_tags, recover
+from media_routes.recovery import HOST_TAG, PID_START_TAG, PID_TAG, pool_waits, process_tags, recover, watch_pool_waits
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,6 +92,60 @@ def _wait_for(predicate, timeout: float = 900.0) -> None:  # type: ignore[no-unt
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+def test_a_waiting_step_names_the_run_holding_the_pool() -> None:
+    with dg.instance_for_test() as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("local_engine", 1)
+        holder = _started_run(instance, {HOST_TAG: "studio-1", PID_TAG: "4242"})
+        waiter = _started_run(instance, process_tags())
+        assert storage.claim_concurrency_slot("local_engine", holder.run_id, "base_composition").is_claimed
+        assert not storage.claim_concurrency_slot("local_engine", waiter.run_id, "base_composition").is_claimed
+        waits = pool_waits(instance, run_ids={waiter.run_id})
+        assert len(waits) == 1
+        line = waits[0].line()
+        assert f"run {waiter.run_id} is waiting for a 'local_engine' slot (limit 1)" in line
+        assert f"held by run {holder.run_id} (campaign_stills, started, step base_composition" in line
+        assert "media-routes pid 4242 on studio-1" in line
+        assert pool_waits(instance, run_ids={holder.run_id}) == []  # the holder waits for nothing
+
+
+@pytest.mark.integration
+def test_a_cli_run_blocked_by_another_runs_slot_says_so_then_runs(  # type: ignore[no-untyped-def]
+    instance, resources
+) -> None:
+    """A real in-process run behind a slot another run holds: the watcher reports the holder while the run
+    waits; once the slot is freed, the run goes on and succeeds."""
+    import threading
+
+    from media_routes.pipeline import materialize_stages
+
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("local_engine", 1)
+    holder = _started_run(instance, {"dagster/backfill": "x"})
+    assert storage.claim_concurrency_slot("local_engine", holder.run_id, "motion").is_claimed
+    instance.add_dynamic_partitions("campaign", ["tower"])
+    said: list[str] = []
+    seen = threading.Event()
+
+    def report(line: str) -> None:
+        said.append(line)
+        seen.set()
+
+    def free_when_reported() -> None:
+        seen.wait(120)  # then free it anyway, so a silent watcher fails the assertions below instead of hanging
+        storage.free_concurrency_slots_for_run(holder.run_id)
+
+    freer = threading.Thread(target=free_when_reported, daemon=True)
+    freer.start()
+    with watch_pool_waits(instance, report, every_s=0.5):
+        summary = materialize_stages(instance, resources, ["base_composition"], "tower", raise_on_error=False)
+    freer.join(5)
+    assert summary.success
+    assert len(said) == 1, said
+    assert f"held by run {holder.run_id} (campaign_stills, started, step motion, the daemon or the UI)" in said[0]
+    assert f"step base_composition of run {summary.run_id} is waiting for a 'local_engine' slot" in said[0]
 
 
 @pytest.mark.integration

@@ -298,6 +298,22 @@ def test_a_nan_light_direction_never_reaches_the_renderer(tmp_path: Path) -> Non
         load_campaign(spec)
 
 
+
+@pytest.mark.parametrize("example", ["noir-sneaker", "atrium-residences"])
+def test_the_blank_gate_stops_what_a_nan_light_direction_renders(tmp_path: Path, example: str) -> None:
+    """The second line of defence: were a NaN to get past validation (set on the parsed spec here), the
+    compositor's near-black frame, with the headline still on it, fails the output_not_blank gate."""
+    from media_routes.engine.base_composition import compose
+    from media_routes.quality import gates
+
+    campaign = load_campaign(write_campaign(tmp_path, example))
+    assert gates.image_problems(compose(campaign, seed=1).image) == []
+    object.__setattr__(campaign.spec.scene.key_light, "direction_deg", float("nan"))
+    with np.errstate(invalid="ignore"):
+        problems = gates.image_problems(compose(campaign, seed=1).image)
+    assert any("black image" in p for p in problems), problems
+
+
 # --------------------------------------------------------------------------------------------------
 # Text fidelity: refused at validation, or set faithfully
 # --------------------------------------------------------------------------------------------------

@@ -110,6 +110,38 @@ def test_a_real_picture_is_not_flagged() -> None:
     assert gates.image_problems(_scene()) == []
 
 
+def _black_with_a_headline() -> np.ndarray:
+    """A failed render under an intact headline layer: black but for a white band of text (mean luma > 4)."""
+    img = np.zeros_like(_scene())
+    h, w = img.shape[:2]
+    img[h // 10 : h // 10 + h // 32, w // 16 : w - w // 16] = 255  # about 3% of the pixels
+    return img
+
+
+def test_a_black_frame_with_only_a_headline_on_it_is_flagged() -> None:
+    img = _black_with_a_headline()
+    assert float(img.mean()) > gates.BLACK_MEAN  # the mean alone would pass it
+    assert any("of the pixels are black" in p for p in gates.image_problems(img))
+    stats = gates.FrameStats(fps=12)
+    for i in range(12):
+        stats.add(np.roll(_scene(), i, axis=1) if i != 5 else img)
+    assert "1 black frame(s), first at frame 6" in " ".join(stats.problems())
+
+
+def test_a_dark_but_real_picture_is_not_flagged() -> None:
+    # the noir example's base: shadows at luma 8-20, none of it pure black
+    dark = (_scene().astype(np.float32) * 0.12 + 8).astype(np.uint8)
+    assert gates.image_problems(dark) == []
+
+
+def test_non_finite_pixels_are_flagged() -> None:
+    img = _scene().astype(np.float32) / 255
+    img[10:20, 10:20] = np.nan
+    assert gates.image_problems(img) == [
+        "100 pixel(s) are not finite numbers (NaN or infinity): nothing valid rendered"
+    ]
+
+
 def test_black_and_frozen_frames_are_flagged() -> None:
     stats = gates.FrameStats(fps=12)
     moving = [np.roll(_scene(), i, axis=1) for i in range(12)]

@@ -758,7 +758,23 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    verbose = bool(getattr(args, "verbose", False)) or os.environ.get("MEDIA_ROUTES_VERBOSE") == "1"
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: earlier outputs are untouched; a later command recovers the run")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback behind --verbose
+        if verbose:
+            raise
+        from media_routes.providers.errors import redact
+
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        console.print(
+            f"[red]error[/red] ({args.command}): {escape(redact(f'{type(exc).__name__}: {first}'))}", highlight=False
+        )
+        console.print("[dim]the traceback: MEDIA_ROUTES_VERBOSE=1 (or --verbose where the command has it)[/dim]")
+        return 1
 
 
 if __name__ == "__main__":

@@ -515,3 +515,26 @@ def test_the_good_campaign_renders_next_to_a_folder_of_broken_ones(
     assert (out_dir / "tower" / "16x9" / "still.png").stat().st_size > 10_000
     assert (out_dir / "tower" / "16x9" / "motion.mp4").stat().st_size > 10_000
     assert not any(p.name.startswith("broken") for p in out_dir.iterdir())
+
+
+def test_an_unexpected_error_is_one_line_and_the_traceback_waits_for_verbose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A corrupt instance database (a real failure no command expects) ends in one line, exit status 1."""
+    import shutil
+
+    from media_routes.cli import main
+
+    home = tmp_path / "home"
+    (home / "history").mkdir(parents=True)
+    shutil.copyfile(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
+    (home / "history" / "runs.db").write_bytes(b"not a database, not at all" * 100)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("MEDIA_ROUTES_VERBOSE", raising=False)
+    assert main(["trace", "tower"]) == 1
+    err = capsys.readouterr().err
+    assert "error (trace): DatabaseError: (sqlite3.DatabaseError) file is not a database" in " ".join(err.split())
+    assert "Traceback" not in err
+    monkeypatch.setenv("MEDIA_ROUTES_VERBOSE", "1")
+    with pytest.raises(Exception, match="file is not a database"):
+        main(["trace", "tower"])

@@ -160,11 +160,21 @@ def test_a_demo_killed_mid_run_then_re_run_completes_with_the_same_deliverables(
     assert any(k.endswith(".mp4") for k in expected)
 
     home = tmp_path / "home"
-    for point in ("a stills run", "a format run"):
+    scratch = home / "media" / ".scratch"
+    killed_in_encode: list[str] = []
+    for point in ("a stills run", "a format run", "an encode"):
         proc = _demo(home, campaigns_dir, tmp_path / "out")
 
         def reached(proc: subprocess.Popen[bytes] = proc, point: str = point) -> bool:
             if proc.poll() is not None or not (home / "dagster.yaml").exists():
+                return False
+            if point == "an encode":  # a temp file of the video being written: look often, it lives briefly
+                for _ in range(50):
+                    names = [n for n in os.listdir(scratch) if n.endswith(".mp4")] if scratch.is_dir() else []
+                    if names:
+                        killed_in_encode.extend(names)
+                        return True
+                    time.sleep(0.004)
                 return False
             import fcntl
 
@@ -179,6 +189,7 @@ def test_a_demo_killed_mid_run_then_re_run_completes_with_the_same_deliverables(
         _wait_for(reached)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    assert killed_in_encode and any((scratch / n).exists() for n in killed_in_encode)  # left behind by the kill
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))  # left behind
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
@@ -190,3 +201,4 @@ def test_a_demo_killed_mid_run_then_re_run_completes_with_the_same_deliverables(
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert not instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         assert not instance.event_log_storage.get_concurrency_info("local_engine").active_run_ids
+    assert not any((scratch / n).exists() for n in killed_in_encode)  # swept by the re-run

@@ -475,18 +475,22 @@ def test_a_bad_cli_argument_is_refused_before_any_work(
     scratch.mkdir()
     (scratch / "a-file").write_text("not a folder")
     args = [a.replace("{dir}", str(campaigns_dir)).replace("{tmp}", str(scratch)) for a in argv]
+    tracemalloc.start()
     started = time.perf_counter()
     try:
         code = main(args)
     except SystemExit as exited:  # argparse's refusal
         code = exited.code
-    elapsed = time.perf_counter() - started
+    finally:
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
     err = capsys.readouterr().err
     assert code == status, err
     assert words in " ".join(err.split()), err
     assert "Traceback" not in err
     assert not home.exists(), "no instance may be created for a refused command"
-    assert elapsed < WALL_SECONDS
+    assert elapsed < WALL_SECONDS and peak < PEAK_BYTES, (elapsed, peak)
 
 
 @pytest.mark.integration

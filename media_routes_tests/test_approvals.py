@@ -114,7 +114,9 @@ def test_cli_approve_without_a_still(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     assert main(["approve", "tower", "16x9"]) == 1
     assert "nothing to review" in capsys.readouterr().err
-    assert main(["approve", "tower", "3x2"]) == 1
+    with pytest.raises(SystemExit) as refused:  # argparse, before any work
+        main(["approve", "tower", "3x2"])
+    assert refused.value.code == 2 and "unknown format '3x2'" in capsys.readouterr().err
 
 
 def test_review_job_is_in_the_definitions() -> None:

@@ -301,7 +301,6 @@ def test_a_nan_light_direction_never_reaches_the_renderer(tmp_path: Path) -> Non
         load_campaign(spec)
 
 
-
 @pytest.mark.parametrize("example", ["noir-sneaker", "atrium-residences"])
 def test_the_blank_gate_stops_what_a_nan_light_direction_renders(tmp_path: Path, example: str) -> None:
     """The second line of defence: were a NaN to get past validation (set on the parsed spec here), the

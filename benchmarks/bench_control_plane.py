@@ -73,11 +73,19 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "campaigns"
 RESULTS = REPO / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
-MIN_INTERVAL_S = 30.0  # campaign_folder_sensor's minimum_interval_seconds (production default)
+MIN_INTERVAL_S = 30.0  # the automation sensor's minimum_interval_seconds (and the folder sensor's before 2026-12-02)
 REFRESH = {"cron": "0 6 * * 1", "timezone": "Europe/Paris"}
 # Monday 2026-12-07 06:02 in Paris (CET, UTC+1): the cron above fired 2 minutes earlier
 SCHEDULE_TIME = dt.datetime(2026, 12, 7, 5, 2, tzinfo=dt.UTC)
-EDITED = "c00000"  # edited by the sensor phase (no history)
+EDITED = "c00000"
+
+
+def folder_interval() -> float:
+    from media_routes.settings import folder_sensor_interval_s
+
+    return float(folder_sensor_interval_s())  # edited by the sensor phase (no history)
+
+
 EDITED_WITH_HISTORY = "c00010"  # edited before the second automation evaluation (has history: has_history(10))
 Json = dict[str, Any]
 
@@ -207,6 +215,11 @@ def phase_sensor(root: Path, n: int) -> Json:
             "ticks": len(ticks),
             "longest_tick_s": max(walls),
             "daemon_wall_s_at_30s_interval": round(sum(max(MIN_INTERVAL_S, w) for w in walls[:-1]) + walls[-1], 1),
+            # the production folder sensor's interval (media_routes/settings.folder_sensor_interval_s)
+            "folder_sensor_interval_s": folder_interval(),
+            "daemon_wall_s_at_folder_interval": round(
+                sum(max(folder_interval(), w) for w in walls[:-1]) + walls[-1], 1
+            ),
             "registered": len(registered),
             "registered_distinct": len(set(registered)),
             "observed_slices": sum(t["observed_slices"] for t in ticks),
@@ -488,6 +501,11 @@ def figures(r: Json) -> dict[str, tuple[float, str, list[float] | None]]:
             reg["load"],
         ),
         "registration wall at 30 s interval s": (reg["daemon_wall_s_at_30s_interval"], "estimate", reg["load"]),
+        "registration wall at the folder sensor's interval s": (
+            reg.get("daemon_wall_s_at_folder_interval"),
+            "estimate",
+            reg["load"],
+        ),
         "unchanged tick (warm index) s": tick(s["unchanged_warm"]),
         "unchanged tick (cold index) s": tick(s["unchanged_cold"]),
         "tick after 1 edit s": tick(s["after_edit"]),

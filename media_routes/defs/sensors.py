@@ -32,7 +32,7 @@ import dagster as dg
 
 from media_routes.defs.campaign_sync import TickBudget, TickReport, sync_campaigns
 from media_routes.defs.resources import CampaignCatalog
-from media_routes.settings import sensor_interval_s, sensor_tick_budget_s
+from media_routes.settings import folder_sensor_interval_s, sensor_tick_budget_s
 
 
 def log_report(log: logging.Logger, report: TickReport) -> None:
@@ -43,7 +43,7 @@ def log_report(log: logging.Logger, report: TickReport) -> None:
 
 @dg.sensor(
     name="campaign_folder_sensor",
-    minimum_interval_seconds=sensor_interval_s(),
+    minimum_interval_seconds=folder_sensor_interval_s(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Turns campaign specs dropped into, edited in or removed from the campaigns folder into "
     "partitions and observations of each stage's slice of the spec; automation re-runs what changed.",

@@ -526,6 +526,8 @@ def cmd_costs(args: argparse.Namespace) -> int:
             "saved_by_cache": report.saved_by_cache,
             "saved_vs_naive": report.saved_vs_naive,
             "rerolls": report.rerolls.to_dict(orient="records"),
+            # per provider: estimate vs what the provider reported; actual_credits null = "not reported"
+            "actual_vs_estimate": report.actual.to_dict(orient="records") if report.actual is not None else [],
         }
         out.print_json(strict_json(payload))
         return 0
@@ -536,6 +538,8 @@ def cmd_costs(args: argparse.Namespace) -> int:
         for row in frame.itertuples(index=False):
             table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
         out.print(table)
+    if report.actual is not None and not report.actual.empty:
+        out.print(actual_vs_estimate_table(report.actual))
     rate = "n/a" if report.hit_rate is None else f"{report.hit_rate:.0%}"
     out.print(
         f"spent {report.spent_credits:g} credits; cache hit rate of hosted calls {rate}; saved by the cache "
@@ -551,6 +555,22 @@ def cmd_costs(args: argparse.Namespace) -> int:
         out.print(table)
         out.print(f"saved against re-running the whole pipeline per re-roll: {report.saved_vs_naive:g} credits")
     return 0
+
+
+def actual_vs_estimate_table(frame: Any) -> Table:
+    """Estimated against actual cost per provider; "not reported" where the provider's contract reports no usage."""
+    table = Table(title="estimated vs actual (provider-reported) cost of billed calls, credits")
+    for col in ("provider", "billed calls", "estimated", "actual", "difference", "not reported"):
+        table.add_column(col)
+    for r in frame.itertuples(index=False):
+        if r.actual_credits is None:
+            actual, diff = "not reported", "-"
+        else:
+            partial = f" ({r.partial} partial: unpriced counts)" if r.partial else ""
+            actual = f"{r.actual_credits:.4g} for {r.reported} call(s) estimated at {r.estimated_reported:.4g}{partial}"
+            diff = f"{r.difference_credits:+.4g}"
+        table.add_row(str(r.provider), str(r.billed), f"{r.estimated_credits:.4g}", actual, diff, str(r.not_reported))
+    return table
 
 
 def strict_json(value: Any) -> str:

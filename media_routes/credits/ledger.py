@@ -19,6 +19,14 @@ in the call cache), ``unparseable`` (a 2xx whose body or image could not be read
 ``received`` (a crash between the answer's arrival and its settling). A billed row costs the price-table price
 whatever its outcome, so budgets, ``costs`` and the failure metadata count it. Cache hits and local-engine rows
 are ``usable`` and not billed. Rows written before these columns existed are migrated (``billed`` = a hosted miss).
+
+Beside the estimate (``credits``/``usd``, the price table's price for the call's units) a row carries the **actual**
+cost where the provider reports what it used (issue #14 item 4, ``providers/receipts.Usage``): Gemini's
+``usageMetadata`` token counts x the token prices, a Veo video's seconds x its per-second price, Kling's
+``final_unit_deduction`` x the unit price (:meth:`PriceTable.actual`). ``actual_basis`` (JSON) keeps what it was
+computed from: the counts, where they were read, and any count no price covers. ``actual_credits``/``actual_usd``
+are NULL where nothing was reported ("not reported": fal, a truncated answer, a lost one) or where what was reported
+carries no price (fal's inference time). Older ledgers get the three columns, NULL, on open.
 """
 
 from __future__ import annotations
@@ -61,7 +69,10 @@ CREATE TABLE IF NOT EXISTS ledger_calls (
     billed        BOOLEAN NOT NULL DEFAULT FALSE,
     outcome       VARCHAR(16) NOT NULL DEFAULT 'usable',
     request_id    TEXT NULL,
-    reason        TEXT NULL
+    reason        TEXT NULL,
+    actual_credits DOUBLE PRECISION NULL,
+    actual_usd    DOUBLE PRECISION NULL,
+    actual_basis  TEXT NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_calls_campaign ON ledger_calls (campaign);
 CREATE TABLE IF NOT EXISTS ledger_refusals (
@@ -104,6 +115,10 @@ _ADDED_COLUMNS = (
     ("outcome", "VARCHAR(16) NOT NULL DEFAULT 'usable'", None),
     ("request_id", "TEXT NULL", None),
     ("reason", "TEXT NULL", None),
+    # the actual cost the provider reported (issue #14 item 4): NULL = not reported, so old rows need no fill
+    ("actual_credits", "DOUBLE PRECISION NULL", None),
+    ("actual_usd", "DOUBLE PRECISION NULL", None),
+    ("actual_basis", "TEXT NULL", None),
 )
 
 
@@ -134,6 +149,31 @@ class Units:
 
 
 @dataclass(frozen=True)
+class UsagePrice:
+    """Prices of what a provider reports per call (tokens, deducted units), per reported count name."""
+
+    provider: str
+    model: str
+    usd_per_count: Mapping[str, float]  # e.g. {"input_tokens": 2e-6, "output_image_tokens": 1.2e-4}
+    source: str
+    as_of: date
+
+
+@dataclass(frozen=True)
+class ActualCost:
+    """The cost computed from what the provider reported for one call; ``usd`` None: reported, but no price covers
+    it (e.g. fal's inference time). ``basis``: counts, source and the counts left unpriced (a partial figure)."""
+
+    usd: float | None
+    credits: float | None
+    basis: Mapping[str, Any]
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.basis.get("unpriced"))
+
+
+@dataclass(frozen=True)
 class Price:
     provider: str
     model: str
@@ -146,11 +186,25 @@ class Price:
 class PriceTable:
     """Prices per (provider, model), each with its source and date. ``usd_per_credit`` defines the credit."""
 
-    def __init__(self, prices: Sequence[Price], *, usd_per_credit: float, source: str = "<in memory>") -> None:
+    def __init__(
+        self,
+        prices: Sequence[Price],
+        *,
+        usd_per_credit: float,
+        source: str = "<in memory>",
+        usage_prices: Sequence[UsagePrice] = (),
+    ) -> None:
         if usd_per_credit <= 0:
             raise ValueError("usd_per_credit must be positive")
         self.usd_per_credit = usd_per_credit
         self.source = source
+        self._usage: dict[tuple[str, str], UsagePrice] = {}
+        for u in usage_prices:
+            if any(v < 0 for v in u.usd_per_count.values()):
+                raise ValueError(f"{source}: {u.provider}/{u.model}: negative usage price")
+            if (u.provider, u.model) in self._usage:
+                raise ValueError(f"{source}: duplicate usage price for {u.provider}/{u.model}")
+            self._usage[(u.provider, u.model)] = u
         self._prices: dict[tuple[str, str], Price] = {}
         for p in prices:
             if p.unit not in _UNIT_FIELDS:
@@ -183,13 +237,66 @@ class PriceTable:
                     as_of=as_of,
                 )
             )
-        return cls(prices, usd_per_credit=float(doc["usd_per_credit"]), source=str(path))
+        usage = []
+        for i, entry in enumerate(doc.get("usage_prices") or []):
+            missing = {"provider", "model", "source", "as_of"} - set(entry)
+            if missing or not ({"usd_per_million", "usd_per_count"} & set(entry)):
+                raise ValueError(f"{path}: usage price #{i} lacks {sorted(missing) or 'usd_per_million/usd_per_count'}")
+            rates = {str(k): float(v) / 1e6 for k, v in (entry.get("usd_per_million") or {}).items()}
+            rates |= {str(k): float(v) for k, v in (entry.get("usd_per_count") or {}).items()}
+            as_of = entry["as_of"]
+            usage.append(
+                UsagePrice(
+                    provider=str(entry["provider"]),
+                    model=str(entry["model"]),
+                    usd_per_count=rates,
+                    source=str(entry["source"]),
+                    as_of=as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of)),
+                )
+            )
+        return cls(prices, usd_per_credit=float(doc["usd_per_credit"]), source=str(path), usage_prices=usage)
 
     def lookup(self, provider: str, model: str) -> Price:
         found = self._prices.get((provider, model)) or self._prices.get((provider, "*"))
         if found is None:
             raise UnknownPriceError(provider, model, self.source)
         return found
+
+    def actual(
+        self, provider: str, model: str, counts: Mapping[str, float], *, source: str, price_model: str | None = None
+    ) -> ActualCost:
+        """The cost of one call from what the provider reported (``counts``, see ``providers.receipts.Usage``).
+
+        A usage price for the provider's model (``model``, then ``price_model``, then ``*``) prices each count it
+        lists; a token count it does not list is kept as ``unpriced`` (the figure is then partial, never filled in
+        with a guess). Without a usage price, a count named after the price-table unit of ``price_model`` (a video's
+        ``video_seconds``) is priced at that unit's price. Anything else is reported but unpriced: ``usd`` None.
+        """
+        counts = {k: float(v) for k, v in counts.items()}
+        basis: dict[str, Any] = {"counts": counts, "source": source}
+        entry = next(
+            (self._usage[(provider, m)] for m in (model, price_model or model, "*") if (provider, m) in self._usage),
+            None,
+        )
+        usd: float | None = None
+        if entry is not None:
+            priced = {k: v * entry.usd_per_count[k] for k, v in counts.items() if k in entry.usd_per_count}
+            unpriced = {
+                k: v for k, v in counts.items() if k not in entry.usd_per_count and k.endswith("_tokens") and v > 0
+            }
+            if unpriced:
+                basis["unpriced"] = unpriced
+            if priced:
+                usd = round(sum(priced.values()), 6)
+                basis["price"] = f"{entry.provider}/{entry.model}: {entry.source}"
+        else:
+            found = self._prices.get((provider, price_model or model)) or self._prices.get((provider, "*"))
+            field = _UNIT_FIELDS.get(found.unit) if found is not None else None
+            if found is not None and field in counts:
+                usd = round(counts[field] * found.usd_per_unit, 6)
+                basis["price"] = f"{found.provider}/{found.model} per {found.unit}: {found.source}"
+        credits = None if usd is None else round(usd / self.usd_per_credit, 6)
+        return ActualCost(usd=usd, credits=credits, basis=basis)
 
     def price(self, provider: str, model: str, units: Units) -> tuple[float, float]:
         """``(credits, usd)`` for one call of ``model`` with these units."""
@@ -222,6 +329,7 @@ class LedgerRow:
     outcome: str = USABLE
     request_id: str | None = None
     reason: str | None = None
+    actual: ActualCost | None = None
 
 
 class Ledger:
@@ -338,6 +446,14 @@ class Ledger:
                 (outcome, reason[:600] if reason else None, request_id, row_id),
             )
 
+    def set_actual(self, row_id: str, actual: ActualCost) -> None:
+        """Put the actual cost (what the provider reported it used, priced) on a row, beside its estimate."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE ledger_calls SET actual_credits = ?, actual_usd = ?, actual_basis = ? WHERE id = ?",
+                (actual.credits, actual.usd, json.dumps(actual.basis, sort_keys=True), row_id),
+            )
+
     def has_paid(self, call_key: str) -> bool:
         """Whether a paid call (a miss) whose answer was usable (or not yet settled) with this key is in the ledger."""
         with self._connect() as conn:
@@ -427,7 +543,58 @@ class Ledger:
         df["hit"] = df["hit"].astype(bool)
         df["billed"] = df["billed"].astype(bool)
         df["units"] = df["units"].map(json.loads)
+        df["actual_basis"] = df["actual_basis"].map(lambda v: json.loads(v) if isinstance(v, str) else None)
+        for col in ("actual_credits", "actual_usd"):
+            df[col] = df[col].astype(float)  # NULL -> NaN (a column of NULLs would be object otherwise)
         return df
+
+    def actual_vs_estimate(self, by: str | Sequence[str] = "provider", campaign: str | None = None) -> pd.DataFrame:
+        """Estimated (price table) against actual (provider-reported) cost of the billed hosted calls, per group.
+
+        ``billed``: billed provider rows; ``estimated_credits``: their price-table credits; ``reported``: rows whose
+        provider reported a priced usage, ``estimated_reported`` their estimate and ``actual_credits`` /
+        ``actual_usd`` their actual cost (None where no row reported one: "not reported"), ``difference_credits`` =
+        actual - estimated_reported; ``not_reported``: billed rows without an actual figure; ``partial``: rows whose
+        usage had counts no price covers (their actual is a lower bound).
+        """
+        keys = [by] if isinstance(by, str) else list(by)
+        bad = [k for k in keys if k not in GROUPS]
+        if bad or not keys:
+            raise ValueError(f"group by {bad or keys}: choose from {GROUPS}")
+        cols = ["billed", "estimated_credits", "reported", "estimated_reported", "actual_credits", "actual_usd"]
+        cols += ["difference_credits", "not_reported", "partial"]
+        df = self.frame(campaign)
+        if not df.empty:
+            df = df[df["billed"] & ~df["hit"] & (df["provider"] != LOCAL_PROVIDER)]
+        if df.empty:
+            return pd.DataFrame(columns=keys + cols)
+        rows = []
+        for group, part in df.groupby(keys, dropna=False):
+            reported = part[part["actual_credits"].notna()]
+            partial = int(sum(bool(b and b.get("unpriced")) for b in reported["actual_basis"]))
+            actual = float(reported["actual_credits"].sum()) if len(reported) else None
+            est_reported = float(reported["credits"].sum())
+            values = group if isinstance(group, tuple) else (group,)
+            rows.append(
+                [
+                    *values,
+                    len(part),
+                    round(float(part["credits"].sum()), 6),
+                    len(reported),
+                    round(est_reported, 6),
+                    None if actual is None else round(actual, 6),
+                    round(float(reported["actual_usd"].sum()), 6) if len(reported) else None,
+                    None if actual is None else round(actual - est_reported, 6),
+                    len(part) - len(reported),
+                    partial,
+                ]
+            )
+        out = pd.DataFrame(rows, columns=keys + cols, dtype=object)  # None stays None (not NaN): "not reported"
+        for col in ("billed", "reported", "not_reported", "partial"):
+            out[col] = out[col].astype(int)
+        for col in ("estimated_credits", "estimated_reported"):
+            out[col] = out[col].astype(float)
+        return out
 
     def totals(self, by: str | Sequence[str] = "campaign", campaign: str | None = None) -> pd.DataFrame:
         """Spend grouped by any of campaign/stage/provider/format: calls, hits, misses, local, unusable, credits, usd,

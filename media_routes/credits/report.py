@@ -1,5 +1,6 @@
 """Cost reports from the ledger (pandas): spend by campaign, stage, provider and format, cache hit rate,
-savings by the cache, and what each re-roll saved against the naive way (re-running the whole pipeline).
+savings by the cache, what each re-roll saved against the naive way (re-running the whole pipeline), and per
+provider the estimated cost against the actual cost the provider reported (``Ledger.actual_vs_estimate``).
 
 The naive cost of a re-roll is the campaign's full pipeline at the prices last paid for each stage x
 format (local stages cost 0). A re-roll is the set of runs one ``media-routes reroll`` started (same
@@ -24,6 +25,8 @@ class CostReport:
     spent_credits: float
     saved_by_cache: float
     rerolls: pd.DataFrame  # one row per re-roll: campaign, stage, seed, paid, naive, saved
+    # per provider: estimated (price table) against actual (provider-reported) cost, Ledger.actual_vs_estimate
+    actual: pd.DataFrame | None = None
 
     @property
     def saved_vs_naive(self) -> float:
@@ -79,4 +82,5 @@ def cost_report(ledger: Ledger, instance: dg.DagsterInstance | None, campaign: s
         spent_credits=float(calls["credits"].sum()) if not calls.empty else 0.0,
         saved_by_cache=float(calls["saved_credits"].sum()) if not calls.empty else 0.0,
         rerolls=rerolls,
+        actual=ledger.actual_vs_estimate(by="provider", campaign=campaign),
     )

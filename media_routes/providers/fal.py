@@ -375,6 +375,19 @@ class FalQueueClient(HttpProviderClient):
             )
         logs = data.get("logs")
         metrics = data.get("metrics")
+        if value == "COMPLETED" and isinstance(metrics, dict):
+            # the queue contract reports no cost, only the inference time (contract section 4): recorded as such
+            seconds = metrics.get("inference_time")
+            if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+                receipts.usage_reported(
+                    receipts.Usage(
+                        PROVIDER,
+                        model,
+                        {"inference_time_s": float(seconds)},
+                        source="metrics.inference_time",
+                        request_id=rid,
+                    )
+                )
         position = data.get("queue_position")
         return FalStatus(
             status=str(value),

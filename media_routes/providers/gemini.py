@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import urljoin
 
+import av
 import httpx
 from PIL import Image, UnidentifiedImageError
 
@@ -336,6 +337,37 @@ class ImageResult:
     text: str = ""  # non-thought text parts, joined
 
 
+def _count(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
+
+
+def usage_counts(usage: Mapping[str, Any]) -> dict[str, float]:
+    """``usageMetadata`` as the token counts the price is made of (contract section 1).
+
+    ``input_tokens`` = ``promptTokenCount`` (text and image inputs alike: one input price); the candidates' tokens are
+    split by ``candidatesTokensDetails`` into ``output_image_tokens`` and ``output_text_tokens`` (the rest);
+    ``thoughts_tokens`` = ``thoughtsTokenCount`` (priced as text/thinking). Without the modality details the
+    candidates' tokens stay ``unsplit_output_tokens`` (no single price applies). Missing fields are left out.
+    """
+    out: dict[str, float] = {}
+    prompt = _count(usage.get("promptTokenCount"))
+    if prompt is not None:
+        out["input_tokens"] = prompt
+    candidates = _count(usage.get("candidatesTokenCount"))
+    details = [d for d in usage.get("candidatesTokensDetails") or [] if isinstance(d, dict)]
+    if candidates is not None:
+        if details:
+            image = sum(_count(d.get("tokenCount")) or 0.0 for d in details if d.get("modality") == "IMAGE")
+            out["output_image_tokens"] = image
+            out["output_text_tokens"] = max(0.0, candidates - image)
+        else:
+            out["unsplit_output_tokens"] = candidates
+    thoughts = _count(usage.get("thoughtsTokenCount"))
+    if thoughts is not None:
+        out["thoughts_tokens"] = thoughts
+    return out
+
+
 def _inline_data(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
     blob = part.get("inlineData", part.get("inline_data"))
     return blob if isinstance(blob, dict) else None
@@ -450,6 +482,11 @@ class GeminiImageClient(_GoogleClient):
     def _parse_image_response(self, payload: dict[str, Any], *, model: str) -> ImageResult:
         request_id = payload.get("responseId") if isinstance(payload.get("responseId"), str) else None
         usage = _obj(payload.get("usageMetadata"))
+        counts = usage_counts(usage)
+        if counts:  # what the answer says it used, blocked or not (a blocked image may carry its tokens)
+            receipts.usage_reported(
+                receipts.Usage(PROVIDER, model, counts, source="usageMetadata", request_id=request_id)
+            )
         feedback = _obj(payload.get("promptFeedback"))
         candidates = payload.get("candidates") if isinstance(payload.get("candidates"), list) else []
         common: dict[str, Any] = {"provider": PROVIDER, "model": model, "request_id": request_id, "status_code": 200}
@@ -709,9 +746,42 @@ class VeoClient(_GoogleClient):
         raise ServerError(f"more than {MAX_REDIRECTS} redirects", provider=PROVIDER, model=model, retryable=False)
 
     def video_bytes(self, operation: VeoOperation) -> bytes:
-        """The finished operation's video: inline bytes or a download of its URI."""
+        """The finished operation's video: inline bytes or a download of its URI.
+
+        Veo is billed per second generated and its operation reports no usage (contract section 2), so the seconds
+        are read from the returned file and reported as the call's usage (``receipts.usage_reported``).
+        """
         if operation.video_bytes is not None:
-            return operation.video_bytes
-        if operation.video_uri is None:
+            data = operation.video_bytes
+        elif operation.video_uri is None:
             raise ValueError(f"operation {operation.name} has no video")
-        return self.download(operation.video_uri, model=operation.model)
+        else:
+            data = self.download(operation.video_uri, model=operation.model)
+        seconds = video_seconds(data)
+        if seconds is not None:
+            receipts.usage_reported(
+                receipts.Usage(
+                    PROVIDER,
+                    operation.model,
+                    {"video_seconds": seconds},
+                    source="length of the returned video (the operation reports no usage)",
+                    request_id=operation.name,
+                )
+            )
+        return data
+
+
+def video_seconds(data: bytes) -> float | None:
+    """The length in seconds of an MP4 (its video stream's frames over their rate), or None if it cannot be read."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+            if rate and frames:
+                return round(float(frames / rate), 3)
+            if container.duration:
+                return round(container.duration / 1_000_000, 3)
+    except (av.error.FFmpegError, IndexError, ValueError):
+        return None
+    return None

@@ -296,6 +296,17 @@ class KlingTask:
         return self.videos[0].url if self.videos else None
 
 
+def _number(value: object) -> float | None:
+    """A non-negative number sent as a number or a numeric string (Kling sends ``"1"``), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 and number == number and number != float("inf") else None
+
+
 def _image_size(image_png: bytes) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(image_png)) as img:
@@ -539,6 +550,13 @@ class KlingClient(HttpProviderClient):
                     ServerError(f"task {task_id}: succeeded without a video URL", retryable=False, **common), task_id
                 )
         deduction = data.get("final_unit_deduction")
+        if status == "succeed":  # what the task cost in Kling's prepaid units (contract section 3)
+            counts = {"units_deducted": _number(deduction), "video_seconds": _number(videos[0].duration)}
+            reported = {k: v for k, v in counts.items() if v is not None}
+            if reported:
+                receipts.usage_reported(
+                    receipts.Usage(PROVIDER, model, reported, source="final_unit_deduction", request_id=task_id)
+                )
         return KlingTask(
             task_id=task_id,
             status=status,

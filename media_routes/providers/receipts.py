@@ -8,6 +8,11 @@ a read timeout after the request was sent) and before it parses a byte of it. Wh
 to account for it (``routing.execute.HostedCalls``) listens with :func:`listening`; without a listener
 :func:`answered` does nothing, so adapters stay usable on their own.
 
+Once the answer has been read far enough to know what the provider says it used (Gemini's ``usageMetadata``, the
+seconds of a Veo video, Kling's ``final_unit_deduction``), the adapter reports that too with :func:`usage_reported`,
+so the ledger can put the actual cost beside the price-table estimate. A usage report is only what the contract
+documents: an adapter never invents one (fal's queue contract reports no usage or cost).
+
 The seam is a context variable (one listener per thread / task), so this module needs nothing from the layers
 above the adapters.
 """
@@ -17,8 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 # outcome of a receipt as first reported; the listener settles it once parsing is done
 RECEIVED = "received"  # a 2xx (or a finished job) arrived; parsing follows
@@ -35,12 +39,33 @@ class Receipt:
     billed: bool = True
     outcome: str = RECEIVED
     request_id: str | None = None
-    usage: Mapping[str, Any] = field(default_factory=dict)
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the provider reported it used for one billable answer (issue #14 item 4).
+
+    ``counts`` are the contract's own figures under stable names: ``input_tokens``, ``output_image_tokens``,
+    ``output_text_tokens``, ``thoughts_tokens`` (Gemini ``usageMetadata``), ``video_seconds`` (a Veo video's
+    length), ``units_deducted`` (Kling ``final_unit_deduction``), ``inference_time_s`` (fal ``metrics``, no cost).
+    ``source`` says where they were read, e.g. ``"usageMetadata"``. ``request_id`` ties it to its receipt.
+    """
+
+    provider: str
+    model: str
+    counts: Mapping[str, float]
+    source: str
+    request_id: str | None = None
 
 
 _listener: contextvars.ContextVar[Callable[[Receipt], None] | None] = contextvars.ContextVar(
     "media_routes_receipt_listener", default=None
+)
+
+
+_usage_listener: contextvars.ContextVar[Callable[[Usage], None] | None] = contextvars.ContextVar(
+    "media_routes_usage_listener", default=None
 )
 
 
@@ -51,11 +76,20 @@ def answered(receipt: Receipt) -> None:
         listener(receipt)
 
 
+def usage_reported(usage: Usage) -> None:
+    """Report what the provider says a billable answer used (after its receipt) to the current listener, if any."""
+    listener = _usage_listener.get()
+    if listener is not None:
+        listener(usage)
+
+
 @contextlib.contextmanager
-def listening(listener: Callable[[Receipt], None]) -> Iterator[None]:
-    """Send every :func:`answered` receipt in this context to ``listener``."""
+def listening(listener: Callable[[Receipt], None], on_usage: Callable[[Usage], None] | None = None) -> Iterator[None]:
+    """Send every :func:`answered` receipt in this context to ``listener`` (and usage reports to ``on_usage``)."""
     token = _listener.set(listener)
+    usage_token = _usage_listener.set(on_usage)
     try:
         yield
     finally:
+        _usage_listener.reset(usage_token)
         _listener.reset(token)

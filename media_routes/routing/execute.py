@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from media_routes.credits.call_cache import call_key
-from media_routes.credits.ledger import LedgerRow, Units, cached_call
+from media_routes.credits.ledger import ActualCost, LedgerRow, Units, cached_call
 from media_routes.providers import receipts
 from media_routes.providers.errors import (
     ContentBlocked,
@@ -70,6 +70,7 @@ class CallRecord:
     outcome: str = "usable"
     billed: bool = True
     request_id: str | None = None
+    actual_credits: float | None = None  # what the provider's reported usage costs (None: not reported)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -81,6 +82,8 @@ class CallRecord:
             "saved_credits": self.saved_credits,
             "seconds": round(self.seconds, 3),
         }
+        if not self.hit:
+            out["actual_credits"] = self.actual_credits  # null: the provider reported no usage for this call
         if self.outcome != "usable":
             out |= {"outcome": self.outcome, "billed": self.billed, "request_id": self.request_id}
         return out
@@ -190,6 +193,7 @@ class HostedCalls:
             self._refuse_resending_a_paid_failure(cand, key)
             self._check_budget(cand, credits)
         rows: list[LedgerRow] = []  # the receipts of the current send
+        actuals: dict[str, ActualCost] = {}  # row id -> the actual cost its usage report gave
 
         def on_receipt(receipt: receipts.Receipt) -> None:
             if receipt.request_id and any(r.request_id == receipt.request_id for r in rows):
@@ -212,6 +216,19 @@ class HostedCalls:
                 )
             )
 
+        def on_usage(usage: receipts.Usage) -> None:
+            """The provider's reported usage for this send's answer: priced and put beside the row's estimate."""
+            row = next((r for r in rows if usage.request_id and r.request_id == usage.request_id), None)
+            row = row or (rows[-1] if rows else None)
+            if row is None:
+                self.log.warning(f"{cand.route} {op}: usage reported without a billable answer: {dict(usage.counts)}")
+                return
+            actual = ledger.prices.actual(
+                cand.provider, cand.model, usage.counts, source=usage.source, price_model=price_model
+            )
+            actuals[row.id] = actual
+            ledger.set_actual(row.id, actual)
+
         def settle_failure(err: BaseException) -> None:
             outcome = outcome_of(err)
             for row in rows:
@@ -230,6 +247,7 @@ class HostedCalls:
                         outcome=final,
                         billed=row.billed,
                         request_id=getattr(err, "request_id", None) or row.request_id,
+                        actual_credits=actuals[row.id].credits if row.id in actuals else None,
                     )
                 )
             billed = [r for r in rows if r.billed]
@@ -263,7 +281,7 @@ class HostedCalls:
                     cache.count_send(key, self.run_id)
                     rows.clear()
                     try:
-                        with receipts.listening(on_receipt):
+                        with receipts.listening(on_receipt, on_usage):
                             return fn()
                     except BaseException as err:
                         settle_failure(err)
@@ -277,9 +295,13 @@ class HostedCalls:
                     on_retry=on_retry,
                 )
 
+        paid_row_id: str | None = None
+
         def paid_row() -> str | None:
+            nonlocal paid_row_id
             received = [r for r in rows if r.outcome == "received"]
-            return received[-1].id if received else None
+            paid_row_id = received[-1].id if received else None
+            return paid_row_id
 
         result = cached_call(
             cache,
@@ -296,6 +318,7 @@ class HostedCalls:
             meta={"route": cand.route, "op": op},
             paid_row=paid_row,
         )
+        paid_id = None if result.hit else paid_row_id
         record = CallRecord(
             route=cand.route,
             op=op,
@@ -304,6 +327,7 @@ class HostedCalls:
             credits=0.0 if result.hit else credits,
             saved_credits=credits if result.hit else 0.0,
             seconds=time.perf_counter() - started,
+            actual_credits=actuals[paid_id].credits if paid_id in actuals else None,
         )
         self.records.append(record)
         self.log.info(
@@ -332,9 +356,16 @@ class HostedCalls:
             "cache_hits": len([r for r in self.records if r.hit]),
             "unusable": len([r for r in self.records if r.outcome != "usable"]),
             "credits": round(sum(r.credits for r in self.records), 6),
+            # the provider-reported cost of the paid calls that reported one (None: none did)
+            "actual_credits": _sum_or_none([r.actual_credits for r in self.records if not r.hit]),
             "saved_credits": round(sum(r.saved_credits for r in self.records), 6),
             "detail": [r.as_json() for r in self.records],
         }
+
+
+def _sum_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known), 6) if known else None
 
 
 def _health_note(err: ProviderError) -> tuple[bool, bool]:

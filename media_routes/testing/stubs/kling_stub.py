@@ -17,7 +17,9 @@ It reproduces shared/reference/provider-contracts.md sections 3 and 6:
   An unknown model answers 404 code 1203.
 - Task status goes ``submitted`` (first poll) -> ``processing`` -> ``succeed``/``failed`` after
   ``polls_before_done`` polls; a succeeded task has ``task_result.videos[{id, url, duration}]`` (the URL is on
-  the CDN server, needs no auth) and ``final_unit_deduction``.
+  the CDN server, needs no auth) and ``final_unit_deduction``: the units the contract's price table gives for
+  the model, mode and duration at $0.14 a unit (:data:`UNITS_DEDUCTED`, e.g. kling-v2-5-turbo std 5 s: $0.21 =
+  1.5 units), sent as a string as the service does.
 - The result is a small valid H.264 MP4 made with PyAV: 24 fps, the requested 5 or 10 s, the image's aspect
   ratio at a long side of 64 px (cached per size and duration, so it is encoded once).
 - Faults, per test, with :meth:`KlingStub.fail_next`: ``"error"`` with any documented ``code`` (the HTTP
@@ -224,6 +226,29 @@ class RecordedRequest:
     auth_code: int | None  # None: token accepted (or no auth needed); else the Kling code of the refusal
 
 
+# (model, mode, duration) -> units deducted, from the contract's price table ($0.14 a unit; section 3, "Pricing").
+# 10 s prices the table leaves out are twice the 5 s price; models it does not price deduct 1 unit per 5 s.
+UNITS_DEDUCTED: dict[tuple[str, str, str], str] = {
+    ("kling-v2-5-turbo", "std", "5"): "1.5",
+    ("kling-v2-5-turbo", "std", "10"): "3",
+    ("kling-v2-5-turbo", "pro", "5"): "2.5",
+    ("kling-v2-5-turbo", "pro", "10"): "5",
+    ("kling-v2-1", "std", "5"): "2",
+    ("kling-v2-1", "std", "10"): "4",
+    ("kling-v2-1", "pro", "5"): "3.5",
+    ("kling-v2-1", "pro", "10"): "7",
+    ("kling-v2-1-master", "std", "5"): "10",
+    ("kling-v2-1-master", "std", "10"): "20",
+    ("kling-v2-master", "std", "5"): "10",
+    ("kling-v2-master", "std", "10"): "20",
+    ("kling-v2-6", "pro", "5"): "2.5",
+}
+
+
+def units_deducted(model_name: str, mode: str, duration: str) -> str:
+    return UNITS_DEDUCTED.get((model_name, mode, duration), "1" if duration == "5" else "2")
+
+
 @dataclass
 class _Task:
     task_id: str
@@ -237,6 +262,7 @@ class _Task:
     failure_msg: str = ""
     video_id: str | None = None
     image_png: bytes | None = None
+    mode: str = "std"
 
 
 @dataclass
@@ -477,6 +503,7 @@ class KlingStub(StubServer[RecordedRequest]):
                 image_png=base64.b64decode(image) if isinstance(image, str) and not image.startswith("http") else None,
                 external_task_id=body.get("external_task_id"),
                 created_at=now_ms,
+                mode=str(body.get("mode", "std")),
             )
             if fault is not None:
                 task.outcome = "failed"
@@ -554,7 +581,7 @@ class KlingStub(StubServer[RecordedRequest]):
             data["task_status_msg"] = task.failure_msg
         if status == "succeed":
             data["task_status_msg"] = ""
-            data["final_unit_deduction"] = "1" if task.duration == "5" else "2"
+            data["final_unit_deduction"] = units_deducted(task.model_name, task.mode, task.duration)
             data["task_result"] = {
                 "videos": [
                     {

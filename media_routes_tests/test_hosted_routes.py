@@ -34,12 +34,20 @@ KEYS = {
 MOTION = {"duration_s": 10.0, "fps": 3, "camera": "push_in", "strength": 0.1}
 
 
+# the stubs' videos at a size a brand can be seen in (640 px long side; Veo's own 720p is 1280): the motion stage
+# restores brand colour only where it finds the brand in the provider's frames (quality.alignment), which a 64 px
+# placeholder video cannot show
+VIDEO_LONG_SIDE = 640
+
+
 @pytest.fixture
 def stubs() -> Iterator[tuple[GoogleStub, FalStub, KlingStub]]:
     with (
-        GoogleStub(api_key=KEYS["GEMINI_API_KEY"]) as google,
+        GoogleStub(api_key=KEYS["GEMINI_API_KEY"], video_long_side=VIDEO_LONG_SIDE) as google,
         FalStub(api_key=KEYS["FAL_KEY"]) as fal,
-        KlingStub(access_key=KEYS["KLING_ACCESS_KEY"], secret_key=KEYS["KLING_SECRET_KEY"]) as kling,
+        KlingStub(
+            access_key=KEYS["KLING_ACCESS_KEY"], secret_key=KEYS["KLING_SECRET_KEY"], video_long_side=VIDEO_LONG_SIDE
+        ) as kling,
     ):
         yield google, fal, kling
 
@@ -463,3 +471,93 @@ def test_a_profile_that_reroutes_blocks_falls_back_and_records_why(instance, hos
     assert google.calls("generateContent") == 1  # a block is not retried
     # a block is not an outage: the route's health is untouched
     assert hosted["resources"]["providers"].health().status("google/gemini-3-pro-image-preview") is None
+
+
+# --------------------------------------------------------------------------------------------------------
+# hosted motion: brand colour restored only where the alignment is verified (issue #14 item 5)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _yellow_pixels(frame: Any) -> int:
+    """Pixels within 5 CIEDE2000 of noir-sneaker's electric yellow (what a painted headline adds)."""
+    import numpy as np
+
+    from media_routes.lib.imaging import srgb_to_lab
+    from media_routes.quality.delta_e import delta_e00, hex_to_lab
+
+    target = hex_to_lab("#F5D90A")
+    lab = srgb_to_lab(frame).astype(np.float64)
+    candidates = np.abs(lab[..., 0] - target[0]) <= 9  # CIEDE2000 >= |dL*| / 1.75
+    return int((delta_e00(lab[candidates], target[None, :]) <= 5).sum())
+
+
+def test_hosted_motion_restores_brand_only_where_the_alignment_is_verified(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    """Veo clips of the delivered still: a push-in (verified in every frame: brand restored, check passes) and a
+    hard cut, a whip pan and a wrap-around scroll (the frames the warp cannot follow are delivered as the provider
+    made them, and the blocking brand check fails naming them). Delivered frames are compared to the provider's."""
+    from media_routes.engine.motion import decode_frames
+    from media_routes.hosted.motion import HostedClip
+    from media_routes.stages import CAMPAIGN_STAGES, campaign_format_key
+
+    google = stubs[0]
+    local = {s: "local" for s in CAMPAIGN_STAGES} | {"aspect_outpaint": "local"}
+    motion = {"duration_s": 4.0, "fps": 6, "camera": "push_in", "strength": 0.1}
+    write_campaign(
+        hosted["root"],
+        "noir-sneaker",
+        "shoe",
+        formats=["9x16"],
+        route={"profile": "high-drama", **local},
+        motion=motion,
+    )
+    register_campaigns(instance, ["shoe"])
+    resources = hosted["resources"]
+    assert materialize_stages(instance, resources, list(CAMPAIGN_STAGES), "shoe").success
+    part = str(campaign_format_key("shoe", "9x16"))
+    assert materialize_stages(instance, resources, ["aspect_outpaint"], part).success
+    hub = resources["providers"]
+    results = {}
+    for seed, camera in enumerate(["push_in", "hard_cut", "whip_pan", "wrap_scroll"], start=100):
+        google.video_motion = camera  # the next Veo job's clip
+        summary = materialize_stages(
+            instance, resources, ["motion"], part, seeds={"motion": seed}, raise_on_error=False
+        )
+        (row,) = [r for r in trace(instance, "shoe") if r["stage"] == "motion"]
+        assert row["run_id"] == summary.run_id and row["route"]["route"] == "google/veo-3.1-generate-preview", camera
+        (call,) = [c for c in row["route"]["calls"]["detail"] if c["cache"] == "miss"]
+        provider_video = hosted["tmp"] / f"provider-{camera}.mp4"
+        provider_video.write_bytes(hub.cache().get(call["call_key"]).data)
+        clip = HostedClip(segments=[provider_video], fps=6, n_frames=24, size=(1080, 1920))
+        provider = list(clip.frames())  # the provider's frames as the stage resampled them
+        delivered = list(decode_frames(Path(row["path"])))
+        assert len(provider) == len(delivered) == 24
+        alignment = row["metrics"]["brand_alignment"]
+        lost = _frames(alignment["frames_lost"])
+        extra = [_yellow_pixels(d) - _yellow_pixels(p) for p, d in zip(provider, delivered, strict=True)]
+        results[camera] = (summary.success, row["checks"]["brand_colours_locked"], lost, extra)
+
+    ok, check, lost, extra = results["push_in"]
+    assert ok and check == "passed" and lost == []
+    assert max(extra) > 0  # the correction still happens: the headline is pulled to the exact yellow
+    for camera in ("hard_cut", "whip_pan", "wrap_scroll"):
+        ok, check, lost, extra = results[camera]
+        assert lost, camera
+        assert not ok and check.startswith("FAILED: brand region not found in the provider's own pixels"), check
+        assert f"at frame(s) {_ranges(lost)} of 24" in check
+        # nothing painted in the lost frames: no more brand yellow than the provider's own (H.264 re-encoding noise)
+        worst = max(extra[i - 1] for i in lost)
+        assert worst <= 150, (camera, worst, extra)
+
+
+def _frames(ranges: str) -> list[int]:
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in ranges.split(","))):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def _ranges(frames: list[int]) -> str:
+    from media_routes.quality.alignment import frame_ranges
+
+    return frame_ranges(frames)

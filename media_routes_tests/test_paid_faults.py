@@ -29,7 +29,7 @@ from media_routes.testing.campaigns import FAST, write_campaign
 from media_routes.testing.stubs.fal_stub import FalStub
 from media_routes.testing.stubs.google_stub import GoogleStub
 from media_routes.testing.stubs.kling_stub import KlingStub
-from media_routes_tests.test_hosted_routes import KEYS, _hub
+from media_routes_tests.test_hosted_routes import KEYS, VIDEO_LONG_SIDE, _hub
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +41,11 @@ KLING = "kling/kling-v2-5-turbo"
 @pytest.fixture
 def stubs() -> Iterator[tuple[GoogleStub, FalStub, KlingStub]]:
     with (
-        GoogleStub(api_key=KEYS["GEMINI_API_KEY"]) as google,
+        GoogleStub(api_key=KEYS["GEMINI_API_KEY"], video_long_side=VIDEO_LONG_SIDE) as google,
         FalStub(api_key=KEYS["FAL_KEY"]) as fal,
-        KlingStub(access_key=KEYS["KLING_ACCESS_KEY"], secret_key=KEYS["KLING_SECRET_KEY"]) as kling,
+        KlingStub(
+            access_key=KEYS["KLING_ACCESS_KEY"], secret_key=KEYS["KLING_SECRET_KEY"], video_long_side=VIDEO_LONG_SIDE
+        ) as kling,
     ):
         yield google, fal, kling
 
@@ -221,6 +223,12 @@ def test_still_fault_sends_accounts_and_reports(instance, hosted, stubs, name: s
     assert len(billed) == google.billable_answers == len(fault.first.ledger) + len(fault.again.ledger)
     assert float(billed["credits"].sum()) == pytest.approx(13.4 * len(billed))
     assert hub.ledger().spent("shoe") == pytest.approx(13.4 * len(billed))  # budgets see every billed answer
+    # the actual cost beside the estimate: every answer that could be read carried usageMetadata (a blocked one and
+    # an empty candidate list too); a truncated or lost answer reports nothing
+    for outcome, actual in zip(billed["outcome"], billed["actual_credits"], strict=True):
+        reported = outcome in ("usable", "blocked", "failed")
+        assert (actual == actual) is reported, (outcome, actual)  # NaN = not reported
+        assert not reported or 13.0 < actual < 14.5, actual  # ~1120 image tokens at $120/M plus text and input
 
 
 def test_a_failed_paid_answer_is_in_the_failure_metadata(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
@@ -390,3 +398,7 @@ def test_cli_summary_names_the_routes_that_ran_and_costs_json_is_strict(cli_env,
     assert report["hit_rate"] == pytest.approx(0.5)  # hosted rows only: 3 paid calls, 3 hits
     assert report["local_rows"] == 6  # 3 local stages x 2 runs, reported apart
     assert report["spent_credits"] == pytest.approx(40.2)
+    (google_cost,) = report["actual_vs_estimate"]
+    assert google_cost["provider"] == "google" and google_cost["billed"] == google_cost["reported"] == 3
+    assert google_cost["estimated_credits"] == pytest.approx(40.2) and google_cost["not_reported"] == 0
+    assert google_cost["difference_credits"] == pytest.approx(google_cost["actual_credits"] - 40.2)

@@ -196,7 +196,7 @@ def test_edit_sends_image_and_mask_and_follows_the_input_ratio(stub: GoogleStub,
     img = decode(result.data).convert("RGB")
     assert img.size == image_size_for("3:2", "1K")  # no aspectRatio sent: follows the 300x200 input
     red, green, blue = np.asarray(img, dtype=np.float64).mean(axis=(0, 1))
-    assert red > green + 60 and red > blue + 60  # the stub blends 75 % of the input into its output
+    assert red > green + 60 and red > blue + 60  # the stub blends 90 % of the input into its output
 
     (request,) = stub.requests
     parts = request.body["contents"][0]["parts"]

@@ -5,7 +5,11 @@ previous one, and the joined clip is trimmed to the spec's duration (``router.se
 calls). Frames are resampled to the spec's fps and resized to the format's video size, then the stage
 restores and measures brand colours per frame as for the local route. The camera move of a hosted video
 is unknown, so the still's brand-colour map is carried into each frame by an affine warp estimated with
-OpenCV's ECC alignment (still -> frame), computed once per clip.
+OpenCV's ECC alignment (still -> frame), computed once per clip, with its correlation per frame. The warp is not
+trusted blindly: :meth:`HostedClip.estimate_warps` also checks every frame (the ECC correlation, and whether the
+brand colours are in the provider's own pixels where the warped map puts them, ``quality.alignment``), and brand
+colour is restored only in the regions of the frames where both hold; the other frames stay as the provider made
+them and are named by the stage's brand check.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from media_routes.engine.motion import decode_frames
 from media_routes.hosted.common import HostedStage, fit, png
 from media_routes.lib.imaging import sha256_hex
 from media_routes.model_cards import CARDS
+from media_routes.quality.alignment import ClipAlignment, keep_verified, stray_baseline, verify_frame
+from media_routes.quality.brand import Palette
 from media_routes.routing.router import segments_for
 from media_routes.spec import Motion
 
@@ -51,6 +57,8 @@ class HostedClip:
     size: tuple[int, int]
     info: dict[str, object] = field(default_factory=dict)
     warps: list[np.ndarray] = field(default_factory=list)
+    correlations: list[float | None] = field(default_factory=list)  # ECC correlation per frame; None: no convergence
+    alignment: ClipAlignment | None = None  # per-frame verification of the brand (estimate_warps with a brand map)
 
     def frames(self) -> Iterator[np.ndarray]:
         """The joined clip at ``fps``, ``n_frames`` long (the last frame held if the clip is short), at ``size``."""
@@ -73,26 +81,51 @@ class HostedClip:
             yield last
             j += 1
 
-    def estimate_warps(self, still: np.ndarray) -> None:
-        """One affine warp per output frame (frame coordinates -> still coordinates) by ECC alignment."""
+    def estimate_warps(
+        self, still: np.ndarray, still_labels: np.ndarray | None = None, palette: Palette | None = None
+    ) -> None:
+        """One affine warp per output frame (frame coordinates -> still coordinates) by ECC alignment, with its
+        correlation. With the still's brand map (``still_labels``, ``palette``), each frame is verified in the same
+        pass (``quality.alignment.verify_frame``: is the warp trusted, and is the brand in the provider's pixels where
+        the warped map puts it?), before any correction: :attr:`alignment`."""
         w, h = self.size
         s = ECC_WIDTH / w
         small = (ECC_WIDTH, max(8, round(h * s)))
         ref = cv2.cvtColor(fit(fit(still, self.size), small), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        base_labels = baseline = None
+        if still_labels is not None and palette is not None:
+            base_labels = cv2.resize(still_labels, self.size, interpolation=cv2.INTER_NEAREST)
+            baseline = stray_baseline(fit(still, self.size), base_labels, palette)
+        verdicts = []
         warp = np.eye(2, 3, dtype=np.float32)
         failures = 0
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
         for frame in self.frames():
             gray = cv2.cvtColor(fit(frame, small), cv2.COLOR_RGB2GRAY).astype(np.float32)
+            correlation: float | None
             try:
                 # the stubs want a mask array when gaussFiltSize is given; OpenCV takes None (no mask)
-                _, warp = cv2.findTransformECC(gray, ref, warp.copy(), cv2.MOTION_AFFINE, criteria, None, 5)  # type: ignore[call-overload]
+                correlation, warp = cv2.findTransformECC(gray, ref, warp.copy(), cv2.MOTION_AFFINE, criteria, None, 5)  # type: ignore[call-overload]
+                correlation = float(correlation)
             except cv2.error:
-                failures += 1  # keep the previous warp
+                failures += 1  # keep the previous warp (and trust it in no frame: no correlation)
+                correlation = None
             full = warp.astype(np.float64).copy()
             full[:, 2] /= s
             self.warps.append(full)
+            self.correlations.append(correlation)
+            if base_labels is not None and palette is not None and baseline is not None:
+                warped = cv2.warpAffine(base_labels, full, self.size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+                verdicts.append(verify_frame(frame, warped, palette, correlation, baseline, full))
         self.info["ecc_failures"] = failures
+        if base_labels is not None:
+            self.alignment = ClipAlignment(tuple(verdicts))
+
+    def verified_labels(self, still_labels: np.ndarray, aligned: ClipAlignment) -> Iterator[np.ndarray]:
+        """The warped label map of each frame reduced to the brand regions ``aligned`` verified in that frame (all
+        zero in a frame not verified), for restoring and measuring brand colour only there."""
+        for warped, verdict in zip(self.labels(still_labels), aligned.frames, strict=False):
+            yield keep_verified(warped, verdict)
 
     def labels(self, still_labels: np.ndarray) -> Iterator[np.ndarray]:
         base = cv2.resize(still_labels, self.size, interpolation=cv2.INTER_NEAREST)
@@ -110,8 +143,17 @@ def _last_frame(path: Path) -> np.ndarray:
 
 
 def animate_hosted(
-    stage: HostedStage, still: np.ndarray, motion: Motion, size: tuple[int, int], aspect: str, scratch: Path
+    stage: HostedStage,
+    still: np.ndarray,
+    motion: Motion,
+    size: tuple[int, int],
+    aspect: str,
+    scratch: Path,
+    labels: np.ndarray | None = None,
+    palette: Palette | None = None,
 ) -> HostedClip:
+    """The provider's clip, joined and resampled, with its warps and (given the still's brand map ``labels``) the
+    per-frame verification of the brand (:attr:`HostedClip.alignment`)."""
     cand = stage.cand
     segs = segments_for(motion.duration_s, CARDS[cand.route].video_durations_s, chain=True) or []
     prompt = stage.styled(
@@ -164,5 +206,5 @@ def animate_hosted(
         size=size,
         info={"segments_s": segs, "prompt": prompt, "native_fps": _fps_of(paths[0])},
     )
-    clip.estimate_warps(still)
+    clip.estimate_warps(still, labels, palette)
     return clip

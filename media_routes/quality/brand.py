@@ -18,9 +18,10 @@ gamut can leave a residual, so the shift is repeated up to three times.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
@@ -28,6 +29,9 @@ import numpy as np
 from media_routes.lib.imaging import lab_to_srgb, srgb_to_lab
 from media_routes.quality.delta_e import delta_e00, hex_to_lab
 from media_routes.quality.gates import image_problems
+
+if TYPE_CHECKING:
+    from media_routes.quality.alignment import Verification
 
 LOCATE_DELTA_E = 2.0  # a pixel this close to a palette colour in the authored image is that colour
 MIN_REGION_PX = 24  # ignore specks
@@ -216,6 +220,20 @@ def _correct_crop(image: np.ndarray, labels: np.ndarray, palette: Palette, passe
     return out
 
 
+def restore_frames(
+    frames: Iterable[np.ndarray], labels: Iterable[np.ndarray | None], palettes: Sequence[Palette]
+) -> Iterator[np.ndarray]:
+    """Brand colours restored in each video frame where its label map places them (frame ``i`` with ``labels[i]``
+    and ``palettes[i]``), as the motion stage encodes them. A frame without a map, or with an empty one (a hosted
+    frame whose alignment was not verified), and a black or blank frame (so the frame gate still sees it) are
+    yielded unchanged. Frames are already corrected stills, so only what resampling moved is touched (2 passes,
+    regions already within 0.3 CIEDE2000 left as they are)."""
+    for i, (frame, frame_labels) in enumerate(zip(frames, labels, strict=False)):
+        if frame_labels is not None and frame_labels.any() and not image_problems(frame):
+            frame = correct(frame, frame_labels, palettes[i], passes=2, tolerance=0.3)
+        yield frame
+
+
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Carry a label map through a resize (nearest neighbour keeps labels discrete)."""
     return cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
@@ -229,6 +247,8 @@ class BrandLock:
     before: dict[str, dict[str, float]]  # report of the raw output ({} without a label map)
     after: dict[str, dict[str, float]]  # report of ``image``
     problems: list[str]  # black / blank / uniform problems of the raw output (gates.image_problems)
+    # a provider's output: which brand regions were found in its own pixels (only those were restored)
+    verification: Verification | None = None
 
 
 def lock(image: np.ndarray, labels: np.ndarray | None, palette: Palette) -> BrandLock:

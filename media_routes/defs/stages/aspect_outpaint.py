@@ -84,7 +84,7 @@ def aspect_outpaint(
         placed[y : y + ph, x : x + pw] = labels
         labels = brand.resize_labels(placed, (w, h))
         layers["brand_labels"], _ = run.save(labels, layer=True)
-    locked = run.lock_brand(bridged.image, labels)
+    locked = run.lock_brand(bridged.image, labels, hosted=routed.hosted)
     delivery, report = locked.image, locked.after
     handoff = run.handoff(source, delivery, upstream=k_upscale, placement=box)
     uri, sha = run.save(delivery)
@@ -114,7 +114,7 @@ def aspect_outpaint(
                 description=f"original {pw}x{ph} pixels at ({x}, {y}) on the canvas are "
                 + ("unchanged" if original_kept else "CHANGED"),
             ),
-            run.brand_check(report),
+            run.brand_check(report, lock=locked),
             CheckOutcome(
                 CHECK_SEAM,
                 passed=seam <= seam_limit and seam_grad <= grad_limit,

@@ -47,9 +47,10 @@ def base_composition(
         exact[headline.color] = layout.headline_alpha
     labels = brand.locate(result.image, run.palette, exact=exact, by_colour=spec.quality.brand_lock)
     image, drifted, report, problems = result.image, {}, run.brand_report(result.image, labels), None
-    handoff = None
-    if result.headline_alpha is None:  # a model rendered it: restore brand colours as every later stage does
-        locked = run.lock_brand(result.image, labels)
+    handoff, locked = None, None
+    if result.headline_alpha is None:  # a model rendered it: restore brand colours as every later stage does,
+        # where the model's own pixels show them (a headline the model moved or dropped is not painted back)
+        locked = run.lock_brand(result.image, labels, hosted=routed.hosted)
         image, drifted, report, problems = locked.image, locked.before, locked.after, locked.problems
         # and measure how far the render moved from the blueprint it was given (a render regrades by design:
         # only deep-shadow chroma is gated, the rest is reported)
@@ -76,7 +77,7 @@ def base_composition(
             "brand_before_correction": drifted,
             **({"drift_vs_layout": handoff.summary} if handoff else {}),
         },
-        checks=[run.brand_check(report)],
+        checks=[run.brand_check(report, lock=locked)],
         blank_problems=problems,
         drift_check=handoff.check if handoff else None,
         extra=handoff.extra if handoff else {},

@@ -66,16 +66,35 @@ def warn_check(name: str, problems: list[str], ok: str, metadata: dict[str, Any]
     )
 
 
-def brand_check(report: dict[str, dict[str, float]], limit: float, *, frames: int | None = None) -> CheckOutcome:
+def brand_check(
+    report: dict[str, dict[str, float]],
+    limit: float,
+    *,
+    frames: int | None = None,
+    lost: str = "",
+    provider: dict[str, Any] | None = None,
+) -> CheckOutcome:
+    """Brand colours within ``limit`` where they were measured (``report``: the delivered output). For a provider's
+    output, ``lost`` names the brand regions (or frames) not found in the provider's own pixels, and ``provider``
+    holds what its pixels measured before any correction: the check fails on a lost region, so a restored colour
+    can never stand in for a brand the provider did not make."""
     worst = brand.worst(report)
     where = f" over {frames} frames" if frames else ""
+    described = (
+        f"worst brand colour region-mean CIEDE2000{where}: {worst:.2f} (limit {limit})"
+        if report
+        else "no brand colour regions located"
+    )
+    metadata: dict[str, Any] = {"worst_delta_e": worst, "limit": limit, "colours": report}
+    if provider is not None:
+        metadata["provider_pixels"] = provider
+    if lost:
+        metadata["lost"] = lost
     return CheckOutcome(
         CHECK_BRAND,
-        passed=worst <= limit,
-        description=f"worst brand colour region-mean CIEDE2000{where}: {worst:.2f} (limit {limit})"
-        if report
-        else "no brand colour regions located",
-        metadata={"worst_delta_e": worst, "limit": limit, "colours": report},
+        passed=worst <= limit and not lost,
+        description=f"{lost}; {described}" if lost else described,
+        metadata=metadata,
     )
 
 

@@ -71,6 +71,9 @@ def inpaint_fix(
                 labels[region] = found[region]
         layers["brand_labels"], _ = run.save(labels, layer=True)
     report = run.brand_report(result.image, labels)
+    # a model regenerated the fix masks: the brand regions the map carries on must be in its pixels (not re-painted
+    # by a later stage on trust); inpainting restores nothing itself
+    verified = run.verify_brand(result.image, labels) if routed.hosted else None
     handoff = run.handoff(source, result.image, upstream=lighting_iteration, allowed=~unchanged)
     uri, sha = run.save(result.image)
     h, w = result.image.shape[:2]
@@ -98,6 +101,6 @@ def inpaint_fix(
                 else "pixels outside the fix masks changed",
                 metadata={"changed_px_total": int((~unchanged).sum())},
             ),
-            run.brand_check(report),
+            run.brand_check(report, lock=verified),
         ],
     )

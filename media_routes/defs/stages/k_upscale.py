@@ -72,7 +72,7 @@ def k_upscale(
     if labels is not None:
         labels = brand.resize_labels(labels, (w, h))
         layers["brand_labels"], _ = run.save(labels, layer=True)
-    locked = run.lock_brand(bridged.image, labels)
+    locked = run.lock_brand(bridged.image, labels, hosted=routed.hosted)
     image, report = locked.image, locked.after
     handoff = run.handoff(source, image, upstream=inpaint_fix)
     q = run.campaign.spec.quality
@@ -94,7 +94,7 @@ def k_upscale(
             "oversharpening": sharp,
         },
         checks=[
-            run.brand_check(report),
+            run.brand_check(report, lock=locked),
             CheckOutcome(
                 CHECK_SHARP,
                 passed=sharp["skin_hf_ratio"] <= q.skin_hf_ratio_max

@@ -58,7 +58,7 @@ def lighting_iteration(
     if not result.locked:
         context.log.warning(f"lighting not locked after {len(result.iterations)} iterations; passing best effort")
     labels = run.load_layer(base_composition, "brand_labels")
-    locked = run.lock_brand(result.image, labels)
+    locked = run.lock_brand(result.image, labels, hosted=routed.hosted)
     image, report = locked.image, locked.after
     handoff = run.handoff(base_img, image, upstream=base_composition, grade=True)
     uri, sha = run.save(image)
@@ -69,7 +69,7 @@ def lighting_iteration(
         route=routed.decision,
         inputs={"base_composition": base_composition.sha256},
         preview=image,
-        checks=[run.brand_check(report)],
+        checks=[run.brand_check(report, lock=locked)],
         blank_problems=locked.problems,
         drift_check=handoff.check,
         metrics={

@@ -71,10 +71,16 @@ def motion(
     aspect = f"{fmt.aspect_w}:{fmt.aspect_h}"
     # local: the camera move is rendered while encoding (below); hosted: the provider's clip, joined,
     # resampled and with the still's brand map carried into each frame by an ECC-estimated warp
+    # a provider's clip comes with, per frame, whether the warp is trusted and the brand is in the provider's own
+    # pixels where the warped map puts it (quality.alignment): brand colour is restored and measured only there
     routed = run.router.run(
-        lambda: None, lambda hosted: animate_hosted(hosted, still, m, fmt.video, aspect, media_store.scratch_dir())
+        lambda: None,
+        lambda hosted: animate_hosted(
+            hosted, still, m, fmt.video, aspect, media_store.scratch_dir(), labels=labels, palette=run.palette
+        ),
     )
     clip = routed.value
+    aligned = clip.alignment if clip is not None else None
 
     def frame_source() -> Iterator[np.ndarray]:
         if clip is None:
@@ -87,21 +93,18 @@ def motion(
                 yield None
         if clip is None:
             yield from label_frames(labels, fmt.video, subject_mask=subject, **move)
-        else:
-            yield from clip.labels(labels)
+        elif aligned is not None:
+            yield from clip.verified_labels(labels, aligned)  # all zero where a frame is not verified: untouched
 
     keyframes: dict[int, np.ndarray] = {}
     wanted = {1, max(1, n_frames // 2), n_frames}
     limit = run.campaign.spec.quality.brand_delta_e_max
 
     def corrected(it: Iterator[np.ndarray], palettes: list[brand.Palette]) -> Iterator[np.ndarray]:
-        """Restore brand colours per frame, log progress, keep first/middle/last frames for the preview."""
+        """Restore brand colours per frame (``brand.restore_frames``), log progress, keep first/middle/last frames
+        for the preview."""
         step = max(1, n_frames // 4)
-        for i, (frame, frame_labels) in enumerate(zip(it, label_stream(), strict=False), start=1):
-            if frame_labels is not None and not gates.image_problems(frame):
-                # the still is already corrected; a frame is only touched if resampling moved a colour
-                # (a black or blank frame is left alone so the frame gate still sees it)
-                frame = brand.correct(frame, frame_labels, palettes[i - 1], passes=2, tolerance=0.3)
+        for i, frame in enumerate(brand.restore_frames(it, label_stream(), palettes), start=1):
             if i in wanted:
                 keyframes[i] = frame.copy()
             if i % step == 0 or i == n_frames:
@@ -194,7 +197,14 @@ def motion(
         inputs={"aspect_outpaint": aspect_outpaint.sha256},
         preview=np.concatenate([keyframes[i] for i in sorted(keyframes)], axis=1),
         blank_problems=frame_stats.problems(),
-        checks=[run.brand_check(worst_report, frames=len(per_frame))],
+        checks=[
+            run.brand_check(
+                worst_report,
+                frames=len(per_frame),
+                lost=aligned.describe_lost() if aligned is not None else "",
+                provider=aligned.summary(per_frame=False) if aligned is not None else None,
+            )
+        ],
         drift_check=drift_check,
         metrics={
             "camera": m.camera,
@@ -208,6 +218,7 @@ def motion(
             "brand_worst_frame": worst_report,
             "brand_worst_per_encode": [round(v, 4) for v in worst_by_attempt],
             **({"hosted": clip.info} if clip is not None else {}),
+            **({"brand_alignment": aligned.summary()} if aligned is not None else {}),
         },
         extra={
             StageMetadata.key("duration_s"): float(probe["duration_s"]),

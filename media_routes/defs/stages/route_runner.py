@@ -61,6 +61,11 @@ class Routed(Generic[T]):
     value: T
     decision: RouteDecision
 
+    @property
+    def hosted(self) -> bool:
+        """The value is a provider's answer (not the local engine's): its brand is verified before it is restored."""
+        return self.decision.provider != "local"
+
 
 @dataclass(frozen=True)
 class RouteRunner:

@@ -39,7 +39,7 @@ from media_routes.lib.imaging import (
     thumbnail_markdown,
 )
 from media_routes.lib.media import MediaRef
-from media_routes.quality import brand, gates
+from media_routes.quality import alignment, brand, gates
 from media_routes.quality.handoff import Bridge, bridge_if_drifted, measure_handoff
 from media_routes.routing.execute import HostedCalls
 from media_routes.routing.profiles import ProfileError
@@ -113,11 +113,37 @@ class StageIO:
     ) -> dict[str, dict[str, float]]:
         return {} if labels is None else brand.measure(image, labels, self.palette, per_pixel=per_pixel)
 
-    def brand_check(self, report: dict[str, dict[str, float]], *, frames: int | None = None) -> CheckOutcome:
-        return brand_check(report, self.campaign.spec.quality.brand_delta_e_max, frames=frames)
+    def brand_check(
+        self,
+        report: dict[str, dict[str, float]],
+        *,
+        frames: int | None = None,
+        lock: brand.BrandLock | None = None,
+        lost: str = "",
+        provider: dict[str, Any] | None = None,
+    ) -> CheckOutcome:
+        """The brand check of the delivered output; for a provider's output (``lock`` with a verification, or a
+        clip's ``lost`` frames and ``provider`` figures) it also fails where the brand was not in its own pixels."""
+        if lock is not None and lock.verification is not None:
+            lost = lost or alignment.describe_lost_regions(lock.verification)
+            provider = provider or {"before_correction": lock.before, **lock.verification.summary()}
+        return brand_check(
+            report, self.campaign.spec.quality.brand_delta_e_max, frames=frames, lost=lost, provider=provider
+        )
 
-    def lock_brand(self, image: np.ndarray, labels: np.ndarray | None) -> brand.BrandLock:
+    def lock_brand(self, image: np.ndarray, labels: np.ndarray | None, *, hosted: bool = False) -> brand.BrandLock:
+        """Restore brand colours where the label map places them; on a provider's output (``hosted``) only in the
+        regions found in its own pixels (``quality.alignment.lock_verified``)."""
+        if hosted:
+            return alignment.lock_verified(image, labels, self.palette)
         return brand.lock(image, labels, self.palette)
+
+    def verify_brand(self, image: np.ndarray, labels: np.ndarray | None) -> brand.BrandLock:
+        """A provider's output that is not restored here (inpaint_fix): which brand regions are in its own pixels."""
+        if labels is None:
+            return brand.BrandLock(image, {}, {}, [])
+        report = brand.measure(image, labels, self.palette)
+        return brand.BrandLock(image, report, report, [], verification=alignment.verify(image, labels, self.palette))
 
     def carried(self, upstream: MediaRef) -> dict[str, str]:
         """Layers every stage passes on unchanged (the base composition, for drift against it)."""

@@ -236,24 +236,66 @@ class StubServer(Generic[RequestT]):
         handler.wfile.flush()
 
 
-def image_video_frames(image_png: bytes, size: tuple[int, int], n_frames: int) -> list[Any]:
-    """Frames of a slow push-in over ``image_png`` at ``size`` (what an image-to-video model starts from).
+# camera moves a stub's video can make from its input image (see image_video_frames); all but push_in are ones an
+# ECC alignment of the still to the frame cannot follow (issue #14 item 5)
+VIDEO_MOTIONS = ("push_in", "hard_cut", "whip_pan", "wrap_scroll")
 
-    The stubs use it so a hosted motion stage gets a video that looks like its still (not a flat colour),
-    which the stage's frame gates and brand measurement can work on.
+
+def image_video_frames(image_png: bytes, size: tuple[int, int], n_frames: int, motion: str = "push_in") -> list[Any]:
+    """Frames of a camera move over ``image_png`` at ``size`` (what an image-to-video model starts from).
+
+    The stubs use it so a hosted motion stage gets a video that looks like its still (not a flat colour), which the
+    stage's frame gates and brand measurement can work on. ``motion``:
+
+    - ``push_in`` (default): a slow 6 % zoom to the centre, the move an alignment follows;
+    - ``hard_cut``: the push-in for the first half, then a cut to another shot (the image mirrored left to right,
+      framed 1.6x tighter below the centre and seen from below, a keystone no affine warp matches): the mirrored
+      headline of a model that "cut to the reverse angle";
+    - ``whip_pan``: still for the first 30 %, then a pan of 1.5 image widths over the next 30 % with horizontal
+      motion blur (across the image and its mirror images), then held on the far side;
+    - ``wrap_scroll``: the image scrolled left to right by one full width over the clip, wrapping around.
     """
     import io
 
+    import cv2
     import numpy as np
     from PIL import Image
 
+    if motion not in VIDEO_MOTIONS:
+        raise ValueError(f"motion must be one of {VIDEO_MOTIONS}, got {motion!r}")
     with Image.open(io.BytesIO(image_png)) as img:
         base = img.convert("RGB").resize(size, Image.Resampling.BILINEAR)
     w, h = size
+    mirrored = base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    # the shot after the cut: mirrored, 1.6x tighter below the centre and seen from below (a keystone: the top edge
+    # 30 % narrower), so no affine warp of the image matches it
+    zoomed = mirrored.resize(size, Image.Resampling.BILINEAR, box=(w * 0.1875, h * 0.3075, w * 0.8125, h * 0.9325))
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    dst = np.array([[0.15 * w, 0], [0.85 * w, 0], [w, h], [0, h]], dtype=np.float32)
+    keystone = cv2.getPerspectiveTransform(dst, src)  # output pixel -> input pixel
+    cut_shot = cv2.warpPerspective(
+        np.asarray(zoomed), keystone, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+    )
+    panorama = Image.new("RGB", (3 * w, h))
+    for k, tile in enumerate((mirrored, base, mirrored)):
+        panorama.paste(tile, (k * w, 0))
     frames = []
     for i in range(n_frames):
-        zoom = 1.0 + 0.06 * i / max(1, n_frames - 1)
-        cw, ch = w / zoom, h / zoom
-        box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
-        frames.append(np.asarray(base.resize(size, Image.Resampling.BILINEAR, box=box)))
+        t = i / max(1, n_frames - 1)
+        if motion == "push_in" or (motion == "hard_cut" and i < n_frames // 2):
+            zoom = 1.0 + 0.06 * t
+            cw, ch = w / zoom, h / zoom
+            box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
+            frames.append(np.asarray(base.resize(size, Image.Resampling.BILINEAR, box=box)))
+        elif motion == "hard_cut":
+            frames.append(cut_shot)
+        elif motion == "whip_pan":
+            progress = min(1.0, max(0.0, (t - 0.3) / 0.3))
+            x = round(w + progress * 1.5 * w) if progress < 1 else 2 * w
+            frame = np.asarray(panorama.crop((x, 0, x + w, h)))
+            if 0.0 < progress < 1.0:  # horizontal motion blur
+                frame = cv2.blur(frame, (max(3, w // 20), 1))
+            frames.append(frame)
+        else:  # wrap_scroll
+            frames.append(np.roll(np.asarray(base), round(t * w), axis=1))
     return frames

@@ -14,8 +14,9 @@ the shapes of shared/reference/provider-contracts.md sections 1, 2, 6 and 7:
 - Image responses: for thinking models (3 Pro) a thought text part and a small thought image come
   before the final image; ``usageMetadata``, ``modelVersion`` and ``responseId`` are filled in. Images
   are deterministic PNGs from a hash of model, prompt, seed, size and input images, at the size the
-  aspect ratio and image size imply. Veo videos are tiny H.264 MP4s made with PyAV (128x72 or 72x128,
-  24 fps, the requested duration, no audio track).
+  aspect ratio and image size imply. Veo videos are H.264 MP4s made with PyAV (tiny by default, 128x72 or 72x128;
+  ``video_long_side`` sets a realistic size), 24 fps, the requested duration, no audio track, a camera move over
+  the input image (``video_motion``: a push-in, or a cut, a whip pan or a wrap-around scroll).
 - Failures switchable per test with :meth:`GoogleStub.fail_next` (see ``FAULTS``).
 
 Every request is recorded (method, raw path with query, headers with the ``x-goog-api-key`` value
@@ -222,23 +223,42 @@ def _seed_of(*parts: bytes | str) -> np.random.Generator:
 
 
 def render_png(size: tuple[int, int], *key: bytes | str, base: Image.Image | None = None) -> bytes:
-    """A deterministic PNG: a 6x8 grid of colours from the hash of ``key``, blended over ``base`` if given."""
+    """A deterministic PNG: a 6x8 grid of colours from the hash of ``key``, blended at 10 % over ``base`` if given
+    (visibly not the input, its colours within about 15 CIEDE2000: a model that keeps the brand colours, which the
+    stages verify in its output before restoring them)."""
     rng = _seed_of(*key)
     grid = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
     img = Image.fromarray(grid, "RGB").resize(size, Image.Resampling.NEAREST)
     if base is not None:
-        img = Image.blend(base.convert("RGB").resize(size, Image.Resampling.BILINEAR), img, 0.25)
+        img = Image.blend(base.convert("RGB").resize(size, Image.Resampling.BILINEAR), img, 0.10)
     out = io.BytesIO()
     img.save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 
-def render_mp4(aspect_ratio: str, duration_s: int, *key: bytes | str, image_png: bytes | None = None) -> bytes:
-    """A tiny H.264 MP4 (yuv420p, 24 fps, no audio): a slow push-in over ``image_png`` when given, else a
-    flat colour from the hash of ``key``."""
+def veo_size(aspect_ratio: str, long_side: int | None = None) -> tuple[int, int]:
+    """The stub's video size: :data:`VEO_SIZES` (tiny), or ``long_side`` px on the long side (even dimensions)."""
     width, height = VEO_SIZES[aspect_ratio]
+    if long_side is None:
+        return width, height
+    scale = long_side / max(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def render_mp4(
+    aspect_ratio: str,
+    duration_s: int,
+    *key: bytes | str,
+    image_png: bytes | None = None,
+    long_side: int | None = None,
+    motion: str = "push_in",
+) -> bytes:
+    """An H.264 MP4 (yuv420p, 24 fps, no audio), tiny unless ``long_side`` is given: a camera move (``motion``, see
+    ``base.image_video_frames``; default a slow push-in) over ``image_png`` when given, else a flat colour from the
+    hash of ``key``."""
+    width, height = veo_size(aspect_ratio, long_side)
     colour = _seed_of(*key).integers(40, 216, 3)
-    pictures = image_video_frames(image_png, (width, height), duration_s * VEO_FPS) if image_png else None
+    pictures = image_video_frames(image_png, (width, height), duration_s * VEO_FPS, motion) if image_png else None
     out = io.BytesIO()
     with av.open(out, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=VEO_FPS)
@@ -339,6 +359,8 @@ class _Operation:
     file_id: str | None = None
     image_png: bytes | None = None
     reported_done: bool = False
+    long_side: int | None = None  # the video's size and camera move, as the stub was set when it was submitted
+    motion: str = "push_in"
 
 
 @dataclass
@@ -367,9 +389,14 @@ class GoogleStub(StubServer[RecordedRequest]):
         api_key: str = DEFAULT_API_KEY,
         polls_until_done: int = 2,
         download_redirect_host: str = "127.0.0.1",
+        video_long_side: int | None = None,
+        video_motion: str = "push_in",
     ) -> None:
         self.api_key = api_key
         self.polls_until_done = polls_until_done
+        # Veo videos: None keeps them tiny (128x72); e.g. 640 makes 640x360, big enough for a brand to be seen
+        self.video_long_side = video_long_side
+        self.video_motion = video_motion  # base.VIDEO_MOTIONS: push_in, or a move an alignment cannot follow
         self.download_redirect_host = download_redirect_host
         self._state = _State()
         super().__init__()
@@ -795,6 +822,8 @@ class GoogleStub(StubServer[RecordedRequest]):
             outcome=fault.kind if fault else "video",
             options=fault.options if fault else {},
             polls_left=self.polls_until_done,
+            long_side=self.video_long_side,
+            motion=self.video_motion,
         )
         with self._lock:
             self._state.operations[op_id] = operation
@@ -840,6 +869,8 @@ class GoogleStub(StubServer[RecordedRequest]):
                 operation.model,
                 operation.prompt,
                 image_png=operation.image_png,
+                long_side=operation.long_side,
+                motion=operation.motion,
             )
             video: dict[str, Any] = {"encodedVideo": _b64(video_bytes), "encoding": "video/mp4"}
         else:
@@ -852,6 +883,8 @@ class GoogleStub(StubServer[RecordedRequest]):
                         operation.model,
                         operation.prompt,
                         image_png=operation.image_png,
+                        long_side=operation.long_side,
+                        motion=operation.motion,
                     )
                 file_id = operation.file_id
             video = {"uri": f"{self.url}/{version}/files/{file_id}:download?alt=media"}

@@ -21,7 +21,8 @@ It reproduces shared/reference/provider-contracts.md sections 3 and 6:
   the model, mode and duration at $0.14 a unit (:data:`UNITS_DEDUCTED`, e.g. kling-v2-5-turbo std 5 s: $0.21 =
   1.5 units), sent as a string as the service does.
 - The result is a small valid H.264 MP4 made with PyAV: 24 fps, the requested 5 or 10 s, the image's aspect
-  ratio at a long side of 64 px (cached per size and duration, so it is encoded once).
+  ratio at a long side of 64 px (``video_long_side``), a camera move over the image (``video_motion``: a push-in,
+  or a cut, a whip pan or a wrap-around scroll); cached per size, duration, image and move (encoded once).
 - Faults, per test, with :meth:`KlingStub.fail_next`: ``"error"`` with any documented ``code`` (the HTTP
   status comes from :data:`ERROR_CODES`), ``"slow"`` (sleeps ``delay_s``), ``"not_json"``, ``"echo_auth"``
   (an error message that echoes the Authorization header, to test redaction) and ``"task_failed"`` (the next
@@ -157,22 +158,25 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-_VIDEO_CACHE: dict[tuple[int, int, int, str], bytes] = {}
+_VIDEO_CACHE: dict[tuple[int, int, int, str, str], bytes] = {}
 _VIDEO_LOCK = threading.Lock()
 
 
-def video_size_for(image_size: tuple[int, int]) -> tuple[int, int]:
-    """The stub's output size: the image's aspect ratio with a 64 px long side, even dimensions."""
+def video_size_for(image_size: tuple[int, int], long_side: int = VIDEO_LONG_SIDE) -> tuple[int, int]:
+    """The stub's output size: the image's aspect ratio with a 64 px (``long_side``) long side, even dimensions."""
     width, height = image_size
-    scale = VIDEO_LONG_SIDE / max(width, height)
+    scale = long_side / max(width, height)
     return (max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2))
 
 
-def render_mp4(size: tuple[int, int], duration_s: int, image_png: bytes | None = None) -> bytes:
-    """A tiny H.264 MP4 (yuv420p, 24 fps, no audio) of ``duration_s`` seconds; cached.
+def render_mp4(
+    size: tuple[int, int], duration_s: int, image_png: bytes | None = None, motion: str = "push_in"
+) -> bytes:
+    """A small H.264 MP4 (yuv420p, 24 fps, no audio) of ``duration_s`` seconds; cached.
 
-    With ``image_png`` the frames are a slow push-in over that image, else flat grey levels."""
-    key = (size[0], size[1], duration_s, hashlib.sha256(image_png or b"").hexdigest())
+    With ``image_png`` the frames are a camera move over that image (``motion``, ``base.image_video_frames``;
+    default a slow push-in), else flat grey levels."""
+    key = (size[0], size[1], duration_s, hashlib.sha256(image_png or b"").hexdigest(), motion)
     with _VIDEO_LOCK:
         cached = _VIDEO_CACHE.get(key)
         if cached is not None:
@@ -186,7 +190,7 @@ def render_mp4(size: tuple[int, int], duration_s: int, image_png: bytes | None =
             stream.options = {"preset": "ultrafast"}
             stream.codec_context.thread_count = 1
             n = duration_s * VIDEO_FPS
-            pictures = image_video_frames(image_png, size, n) if image_png else None
+            pictures = image_video_frames(image_png, size, n, motion) if image_png else None
             for index in range(n):
                 level = np.uint8(40 + (index * 3) % 180)
                 picture = pictures[index] if pictures else np.full((height, width, 3), level, np.uint8)
@@ -291,10 +295,14 @@ class KlingStub(StubServer[RecordedRequest]):
         secret_key: str = DEFAULT_SECRET_KEY,
         polls_before_done: int = 2,
         clock: Callable[[], float] = time.time,
+        video_long_side: int = VIDEO_LONG_SIDE,
+        video_motion: str = "push_in",
     ) -> None:
         self.access_key = access_key
         self.secret_key = secret_key
         self.polls_before_done = polls_before_done
+        self.video_long_side = video_long_side  # 64 px by default; e.g. 640 for a video a brand can be seen in
+        self.video_motion = video_motion  # base.VIDEO_MOTIONS: push_in, or a move an alignment cannot follow
         self.clock = clock
         self._state = _State()
         super().__init__()
@@ -550,7 +558,10 @@ class KlingStub(StubServer[RecordedRequest]):
             task.polls += 1
             final = task.polls > self.polls_before_done
         if final and task.outcome == "succeed" and task.video_id is None:
-            video = render_mp4(video_size_for(task.image_size), int(task.duration), task.image_png)
+            video = render_mp4(
+                video_size_for(task.image_size, self.video_long_side), int(task.duration), task.image_png,
+                self.video_motion,
+            )  # fmt: skip
             with self._lock:
                 task.video_id = hashlib.sha256(task.task_id.encode()).hexdigest()[:16]
                 self._state.videos[task.video_id] = video

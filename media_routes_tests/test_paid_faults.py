@@ -20,7 +20,7 @@ import pytest
 
 from media_routes.cli import main
 from media_routes.definitions import build_resources
-from media_routes.defs.providers import GeminiResource, ProviderHub
+from media_routes.defs.providers import GeminiResource, KlingResource, ProviderHub
 from media_routes.lineage import trace
 from media_routes.pipeline import materialize_stages, register_campaigns
 from media_routes.run_report import failure_reasons
@@ -319,6 +319,152 @@ def test_veo_faults_send_once_and_account(instance, hosted, stubs) -> None:  # t
     # and once more: both calls are stored, nothing is sent
     summary = materialize_stages(instance, hosted["resources"], ["motion"], part, seeds=seeds)
     assert summary.success and submits() - before == 2 and kling.calls("create") - kling_before == 1
+
+
+def _motion_on_veo(instance: dg.DagsterInstance, hosted: dict[str, Any], motion_route: str | None = None) -> str:
+    """noir-sneaker with stages 1-5 on the local engine, materialized; motion on high-drama (Veo first) or on
+    ``motion_route``. Returns its partition."""
+    local = {s: "local" for s in CAMPAIGN_STAGES} | {"aspect_outpaint": "local"}
+    if motion_route is not None:
+        local["motion"] = motion_route
+    write_campaign(
+        hosted["root"], "noir-sneaker", "shoe", formats=["9x16"], route={"profile": "high-drama", **local},
+        motion={"duration_s": 4.0, "fps": 3, "camera": "push_in", "strength": 0.1},
+    )  # fmt: skip
+    register_campaigns(instance, ["shoe"])
+    assert materialize_stages(instance, hosted["resources"], list(CAMPAIGN_STAGES), "shoe").success
+    part = str(campaign_format_key("shoe", "9x16"))
+    assert materialize_stages(instance, hosted["resources"], ["aspect_outpaint"], part).success
+    return part
+
+
+def _google_rows(hub: Any) -> list[tuple[str, bool, str]]:
+    """(row id, billed, outcome) of every Google provider row in the ledger, whatever run wrote it."""
+    frame = hub.ledger().frame("shoe")
+    rows = frame[(frame["provider"] == "google") & ~frame["hit"]]
+    return [(str(i), bool(b), str(o)) for i, b, o in zip(rows["id"], rows["billed"], rows["outcome"], strict=True)]
+
+
+def test_a_veo_job_that_outlived_its_poll_is_resumed_not_resubmitted(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    """A poll that times out leaves a job the provider finishes and bills. The run fails without falling back to
+    another route (that would pay twice), saying the job is kept; the next run waits on that job and fetches its
+    video: 1 submission, 1 billed answer, 1 ledger row, across both runs."""
+    google, _, kling = stubs
+    part = _motion_on_veo(instance, hosted)
+    hub = hosted["resources"]["providers"]
+    impatient = ProviderHub(
+        gemini=GeminiResource(
+            api_key=dg.EnvVar("GEMINI_API_KEY"), base_url=google.url, poll_interval_s=0.05, video_timeout_s=0.5
+        ),
+        fal=hub.fal,
+        kling=hub.kling,
+        state_dir=hub.state_dir,
+        retry_base_delay_s=hub.retry_base_delay_s,
+        retry_budget_s=hub.retry_budget_s,
+    )
+    google.polls_until_done = 10_000  # the job runs longer than this run is willing to wait
+    summary = materialize_stages(
+        instance, {**hosted["resources"], "providers": impatient}, ["motion"], part, raise_on_error=False
+    )
+    assert not summary.success
+    assert google.calls("predictLongRunning") == 1 and kling.calls("create") == 0  # no fallback while it runs
+    assert _google_rows(hub) == []  # not finished: nothing billed yet
+    (line,) = failure_reasons(instance, summary.run_id)
+    assert "ProviderTimeout" in line and "may still be running; it is kept" in line, line
+    assert "it is not submitted or paid again" in line
+    (job,) = hub.cache().jobs(next(iter(_job_keys(hub))))
+    assert job.state == "submitted" and job.job_id.startswith("models/veo-3.1-generate-preview/operations/")
+    # the route's health is untouched: a slow job is not an outage
+    assert hub.health().status(VEO) is None
+
+    assert google.finish_jobs() == 1  # the service finished it meanwhile (and bills it)
+    summary = materialize_stages(instance, hosted["resources"], ["motion"], part, raise_on_error=False)
+    assert summary.success
+    assert google.calls("predictLongRunning") == 1  # waited on, not submitted again
+    assert google.billable_answers == 1
+    (row,) = [r for r in trace(instance, "shoe") if r["stage"] == "motion"]
+    assert row["run_id"] == summary.run_id and row["route"]["route"] == VEO
+    ((_, billed, outcome),) = _google_rows(hub)
+    assert (billed, outcome) == (True, "usable")
+    (job,) = hub.cache().jobs(job.call_key)
+    assert job.state == "stored"
+
+
+def test_a_kling_task_that_outlived_its_poll_is_resumed_not_resubmitted(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+    """The same for a Kling task (motion routed to Kling): kept, waited on by the next run, billed once."""
+    google, _, kling = stubs
+    part = _motion_on_veo(instance, hosted, motion_route=KLING)
+    hub = hosted["resources"]["providers"]
+    impatient = ProviderHub(
+        gemini=hub.gemini,
+        fal=hub.fal,
+        kling=KlingResource(
+            access_key=dg.EnvVar("KLING_ACCESS_KEY"),
+            secret_key=dg.EnvVar("KLING_SECRET_KEY"),
+            base_url=kling.url,
+            poll_interval_s=0.05,
+            video_timeout_s=0.5,
+        ),
+        state_dir=hub.state_dir,
+        retry_base_delay_s=hub.retry_base_delay_s,
+        retry_budget_s=hub.retry_budget_s,
+    )
+    kling.polls_before_done = 200  # longer than this run waits
+    summary = materialize_stages(
+        instance, {**hosted["resources"], "providers": impatient}, ["motion"], part, raise_on_error=False
+    )
+    assert not summary.success and kling.calls("create") == 1 and google.calls("predictLongRunning") == 0
+    (line,) = failure_reasons(instance, summary.run_id)
+    assert "may still be running; it is kept" in line, line
+    kling.polls_before_done = 0  # it finished meanwhile
+    summary = materialize_stages(instance, hosted["resources"], ["motion"], part, raise_on_error=False)
+    assert summary.success and kling.calls("create") == 1
+    (row,) = [r for r in trace(instance, "shoe") if r["stage"] == "motion"]
+    assert row["run_id"] == summary.run_id and row["route"]["route"] == KLING
+    frame = hub.ledger().frame("shoe")
+    paid = frame[(frame["provider"] == "kling") & ~frame["hit"]]
+    assert [(bool(b), str(o)) for b, o in zip(paid["billed"], paid["outcome"], strict=True)] == [(True, "usable")]
+
+
+def _job_keys(hub: Any) -> set[str]:
+    with hub.cache().db.connect() as conn:
+        return {r[0] for r in conn.execute("SELECT call_key FROM call_jobs").fetchall()}
+
+
+@pytest.mark.parametrize("failed_downloads", [2, 4])
+def test_a_finished_veo_video_whose_download_failed_is_fetched_again_not_paid_again(  # type: ignore[no-untyped-def]
+    instance, hosted, stubs, failed_downloads: int
+) -> None:
+    """The job finished (billed) and its download failed: the same run fetches it again (2 failures, then it comes),
+    or, once the run's 4 sends are spent (4 failures), the next run does. Never a second job, never a second billed
+    row, and no other route paid meanwhile."""
+    google, _, kling = stubs
+    part = _motion_on_veo(instance, hosted)
+    hub = hosted["resources"]["providers"]
+    google.fail_next("server_error", failed_downloads, route="download")
+    summary = materialize_stages(instance, hosted["resources"], ["motion"], part, raise_on_error=False)
+    assert google.calls("predictLongRunning") == 1 and kling.calls("create") == 0
+    assert google.billable_answers == 1
+    if failed_downloads == 2:
+        assert summary.success
+        assert google.calls("download") == 3
+    else:
+        assert not summary.success
+        assert hub.max_attempts == 4 and google.calls("download") == 4  # one per send of the run's budget
+        ((row_id, billed, outcome),) = _google_rows(hub)
+        assert billed and outcome == "failed"
+        (line,) = failure_reasons(instance, summary.run_id)
+        assert "finished, its result not fetched; it is kept" in line, line
+        assert google.pending_faults() == 0  # the storage host is back
+        summary = materialize_stages(instance, hosted["resources"], ["motion"], part, raise_on_error=False)
+        assert summary.success
+        assert google.calls("predictLongRunning") == 1 and google.billable_answers == 1
+        ((again_id, _, _),) = _google_rows(hub)
+        assert again_id == row_id  # the row the finished job wrote, now settled usable
+    ((_, billed, outcome),) = _google_rows(hub)
+    assert (billed, outcome) == (True, "usable")
+    (row,) = [r for r in trace(instance, "shoe") if r["stage"] == "motion"]
+    assert row["run_id"] == summary.run_id and row["route"]["route"] == VEO
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -93,8 +93,46 @@ CREATE TABLE IF NOT EXISTS call_sends (
     sends      INTEGER NOT NULL,
     updated_at VARCHAR(40) NOT NULL,
     PRIMARY KEY (call_key, run_id)
+);
+CREATE TABLE IF NOT EXISTS call_jobs (
+    call_key   VARCHAR(64) NOT NULL,
+    job_id     VARCHAR(300) NOT NULL,
+    provider   VARCHAR(40) NOT NULL,
+    model      VARCHAR(200) NOT NULL,
+    state      VARCHAR(16) NOT NULL,
+    run_id     VARCHAR(64) NOT NULL,
+    created_at VARCHAR(40) NOT NULL,
+    updated_at VARCHAR(40) NOT NULL,
+    PRIMARY KEY (call_key, job_id)
 )
 """
+
+# states of a provider's long-running job kept under its call key (call_jobs): a job ``submitted`` or ``ready`` is
+# resumable (a later attempt of the call waits on it and fetches its result instead of paying for a new one)
+JOB_SUBMITTED, JOB_READY = "submitted", "ready"
+JOB_STORED = "stored"  # its result is in the cache
+JOB_FAILED = "failed"  # it finished with an error (or its result was blocked): waiting on it again gives the same
+JOB_GONE = "gone"  # the provider no longer knows it (expired): a later attempt submits a new job
+JOB_STATES = (JOB_SUBMITTED, JOB_READY, JOB_STORED, JOB_FAILED, JOB_GONE)
+RESUMABLE_JOB_STATES = (JOB_SUBMITTED, JOB_READY)
+
+
+@dataclass(frozen=True)
+class CallJob:
+    """A provider's long-running job (a Veo operation, a Kling task) made for one call key."""
+
+    call_key: str
+    job_id: str
+    provider: str
+    model: str
+    state: str
+    run_id: str  # the run that last reported it
+    created_at: str
+    updated_at: str
+
+    @property
+    def resumable(self) -> bool:
+        return self.state in RESUMABLE_JOB_STATES
 
 
 class CacheCorruptError(RuntimeError):
@@ -325,6 +363,39 @@ class CallCache:
                 "SELECT sends FROM call_sends WHERE call_key = ? AND run_id = ?", (key, run_id)
             ).fetchone()
         return int(row[0])
+
+    # -- long-running jobs: the provider's job id per call key, so an attempt after a timeout, a kill or a failed
+    # download waits on the job already paid for instead of submitting (and paying for) another one ------------
+
+    def record_job(self, key: str, job_id: str, *, provider: str, model: str, state: str, run_id: str) -> None:
+        """Keep (or move on) the state of ``key``'s job ``job_id``: see :data:`JOB_STATES`."""
+        _check_key(key)
+        if state not in JOB_STATES:
+            raise ValueError(f"unknown job state {state!r}: one of {JOB_STATES}")
+        now = _utc_now()
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO call_jobs (call_key, job_id, provider, model, state, run_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_key, job_id) DO UPDATE SET state = excluded.state,"
+                " run_id = excluded.run_id, updated_at = excluded.updated_at",
+                (key, job_id[:300], provider, model, state, run_id, now, now),
+            )
+
+    def jobs(self, key: str) -> list[CallJob]:
+        """Every job made for ``key``, oldest first."""
+        _check_key(key)
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT call_key, job_id, provider, model, state, run_id, created_at, updated_at FROM call_jobs"
+                " WHERE call_key = ? ORDER BY created_at, job_id",
+                (key,),
+            ).fetchall()
+        return [CallJob(*row) for row in rows]
+
+    def resumable_job(self, key: str) -> CallJob | None:
+        """The latest job of ``key`` still worth waiting on (submitted, or ready to fetch), or None."""
+        resumable = [j for j in self.jobs(key) if j.resumable]
+        return resumable[-1] if resumable else None
 
     # -- internals -----------------------------------------------------------------------------------------
 

@@ -446,6 +446,26 @@ class Ledger:
                 (outcome, reason[:600] if reason else None, request_id, row_id),
             )
 
+    def billed_row(self, call_key: str, request_id: str) -> LedgerRow | None:
+        """The billed row of ``call_key`` whose answer had ``request_id`` (a job's id), or None.
+
+        A job finishes once and is billed once: when a later attempt of the same call waits on that job again and
+        the provider reports it finished again, the attempt settles this row instead of adding a second one.
+        """
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT id, ts, run_id, campaign, format, stage, provider, model, units, credits, usd, saved_credits,"
+                " saved_usd, hit, call_key, billed, outcome, request_id, reason FROM ledger_calls"
+                " WHERE call_key = ? AND request_id = ? AND billed AND NOT hit ORDER BY ts LIMIT 1",
+                (call_key, request_id),
+            ).fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        values[8] = Units(**json.loads(values[8] or "{}"))
+        values[13], values[15] = bool(values[13]), bool(values[15])
+        return LedgerRow(*values)
+
     def set_actual(self, row_id: str, actual: ActualCost) -> None:
         """Put the actual cost (what the provider reported it used, priced) on a row, beside its estimate."""
         with self._connect() as conn:

@@ -27,6 +27,7 @@ from media_routes.engine.motion import decode_frames
 from media_routes.hosted.common import HostedStage, fit, png
 from media_routes.lib.imaging import sha256_hex
 from media_routes.model_cards import CARDS
+from media_routes.providers import receipts
 from media_routes.quality.alignment import ClipAlignment, keep_verified, stray_baseline, verify_frame
 from media_routes.quality.brand import Palette
 from media_routes.routing.router import segments_for
@@ -172,14 +173,19 @@ def animate_hosted(
             client = stage.hub.kling.client()
 
             def call(c=client, p=frame_png, d=seconds, r=stage.hub.kling) -> bytes:
-                task = c.image_to_video(p, prompt=prompt, model_name=cand.model, duration=str(d))
+                # an earlier attempt's task (timed out, killed, download failed) is waited on, not paid again
+                task = receipts.submit_or_resume(
+                    lambda: c.image_to_video(p, prompt=prompt, model_name=cand.model, duration=str(d))
+                )
                 done = c.wait(task, poll_interval_s=r.poll_interval_s, timeout_s=r.video_timeout_s, model=cand.model)
                 return c.video_bytes(done, model=cand.model)
         else:
             client = stage.hub.gemini.veo_client()
 
             def call(c=client, p=frame_png, d=seconds, r=stage.hub.gemini) -> bytes:
-                name = c.start(prompt, model=cand.model, image_png=p, duration_s=d, aspect_ratio=aspect)
+                name = receipts.submit_or_resume(
+                    lambda: c.start(prompt, model=cand.model, image_png=p, duration_s=d, aspect_ratio=aspect)
+                )
                 return c.video_bytes(c.wait(name, poll_interval_s=r.poll_interval_s, timeout_s=r.video_timeout_s))
 
         with client:

@@ -626,6 +626,7 @@ class VeoClient(_GoogleClient):
         if not isinstance(name, str) or not _OPERATION_RE.match(name):
             raise ServerError("submit answered without a valid operation name", provider=PROVIDER, model=model)
         log.info("veo job submitted: %s", name)
+        receipts.job_submitted(PROVIDER, model, name)  # kept under the call's key: a later attempt waits on it
         return name
 
     def _fetch_operation(self, operation_name: str) -> dict[str, Any]:
@@ -673,12 +674,14 @@ class VeoClient(_GoogleClient):
         if video is None:
             raise ServerError("operation finished without a video", retryable=False, **common)
         if isinstance(video.get("uri"), str):
+            receipts.job_ready(PROVIDER, model, operation_name)  # a failed download can fetch it again, unpaid
             return VeoOperation(name=operation_name, done=True, video_uri=video["uri"], mime_type="video/mp4")
         if isinstance(video.get("encodedVideo"), str):
             try:
                 data = _b64decode(video["encodedVideo"])
             except (binascii.Error, ValueError) as exc:
                 raise ServerError("encodedVideo is not base64", retryable=False, **common) from exc
+            receipts.job_ready(PROVIDER, model, operation_name)
             return VeoOperation(
                 name=operation_name, done=True, video_bytes=data, mime_type=str(video.get("encoding") or "video/mp4")
             )

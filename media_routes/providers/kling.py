@@ -504,6 +504,7 @@ class KlingClient(HttpProviderClient):
                 status_code=200,
             )
         log.info("kling task submitted: %s (request_id=%s)", task_id, payload.get("request_id"))
+        receipts.job_submitted(PROVIDER, model_name, task_id)  # kept under the call's key: a later attempt waits on it
         return task_id
 
     def _fetch_task(self, task_id: str, model: str) -> dict[str, Any]:
@@ -549,6 +550,7 @@ class KlingClient(HttpProviderClient):
                 raise _with_task(
                     ServerError(f"task {task_id}: succeeded without a video URL", retryable=False, **common), task_id
                 )
+            receipts.job_ready(PROVIDER, model, task_id)  # a failed download can fetch it again, unpaid
         deduction = data.get("final_unit_deduction")
         if status == "succeed":  # what the task cost in Kling's prepaid units (contract section 3)
             counts = {"units_deducted": _number(deduction), "video_seconds": _number(videos[0].duration)}

@@ -13,6 +13,14 @@ seconds of a Veo video, Kling's ``final_unit_deduction``), the adapter reports t
 so the ledger can put the actual cost beside the price-table estimate. A usage report is only what the contract
 documents: an adapter never invents one (fal's queue contract reports no usage or cost).
 
+A long-running job (a Veo operation, a Kling task) is paid once, when it finishes, but lives longer than the
+request that started it: a poll that timed out, a process that was killed while it waited, or a download that failed
+after the job was done all leave a job the provider finishes and bills. So an adapter also reports the job's id as
+soon as it has one (:func:`job_submitted`) and when its result is ready to fetch (:func:`job_ready`), and the caller
+keeps both under the call's key. A later attempt of the same call asks :func:`submit_or_resume` instead of
+submitting: it waits on the earlier job (:func:`resuming` tells it which) and fetches its result, so a finished video
+is fetched again instead of being paid for again.
+
 The seam is a context variable (one listener per thread / task), so this module needs nothing from the layers
 above the adapters.
 """
@@ -59,6 +67,21 @@ class Usage:
     request_id: str | None = None
 
 
+SUBMITTED = "submitted"  # the provider accepted the job and gave its id; it may still be running
+READY = "ready"  # the job finished with a result to fetch (a video URL or bytes)
+JOB_STATES = (SUBMITTED, READY)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A long-running job's id, reported when it was submitted and again when its result is ready."""
+
+    provider: str
+    model: str
+    job_id: str
+    state: str  # SUBMITTED or READY
+
+
 _listener: contextvars.ContextVar[Callable[[Receipt], None] | None] = contextvars.ContextVar(
     "media_routes_receipt_listener", default=None
 )
@@ -67,6 +90,12 @@ _listener: contextvars.ContextVar[Callable[[Receipt], None] | None] = contextvar
 _usage_listener: contextvars.ContextVar[Callable[[Usage], None] | None] = contextvars.ContextVar(
     "media_routes_usage_listener", default=None
 )
+
+
+_job_listener: contextvars.ContextVar[Callable[[JobEvent], None] | None] = contextvars.ContextVar(
+    "media_routes_job_listener", default=None
+)
+_resume: contextvars.ContextVar[str | None] = contextvars.ContextVar("media_routes_resume_job", default=None)
 
 
 def answered(receipt: Receipt) -> None:
@@ -83,13 +112,52 @@ def usage_reported(usage: Usage) -> None:
         listener(usage)
 
 
+def _job_event(provider: str, model: str, job_id: str, state: str) -> None:
+    listener = _job_listener.get()
+    if listener is not None:
+        listener(JobEvent(provider, model, job_id, state))
+
+
+def job_submitted(provider: str, model: str, job_id: str) -> None:
+    """Report a long-running job the provider accepted (called as soon as its id is known, before any poll)."""
+    _job_event(provider, model, job_id, SUBMITTED)
+
+
+def job_ready(provider: str, model: str, job_id: str) -> None:
+    """Report that a job finished with a result to fetch (before it is fetched): fetching it again costs nothing."""
+    _job_event(provider, model, job_id, READY)
+
+
+def resuming() -> str | None:
+    """The id of this call's earlier job, which the caller wants waited on instead of a new submission (or None)."""
+    return _resume.get()
+
+
+def submit_or_resume(submit: Callable[[], str]) -> str:
+    """The job to wait on: the earlier job of this call when there is one to resume (:func:`resuming`), else a new
+    one from ``submit()`` (which reports it with :func:`job_submitted`)."""
+    earlier = resuming()
+    return earlier if earlier is not None else submit()
+
+
 @contextlib.contextmanager
-def listening(listener: Callable[[Receipt], None], on_usage: Callable[[Usage], None] | None = None) -> Iterator[None]:
-    """Send every :func:`answered` receipt in this context to ``listener`` (and usage reports to ``on_usage``)."""
+def listening(
+    listener: Callable[[Receipt], None],
+    on_usage: Callable[[Usage], None] | None = None,
+    *,
+    on_job: Callable[[JobEvent], None] | None = None,
+    resume: str | None = None,
+) -> Iterator[None]:
+    """Send every :func:`answered` receipt in this context to ``listener`` (usage reports to ``on_usage``, job ids
+    to ``on_job``); ``resume``: an earlier job of this call for :func:`submit_or_resume` to wait on."""
     token = _listener.set(listener)
     usage_token = _usage_listener.set(on_usage)
+    job_token = _job_listener.set(on_job)
+    resume_token = _resume.set(resume)
     try:
         yield
     finally:
+        _resume.reset(resume_token)
+        _job_listener.reset(job_token)
         _usage_listener.reset(usage_token)
         _listener.reset(token)

@@ -9,11 +9,18 @@ error, timeout, rate limit or quota once retries are spent) moves to the next ca
 content block moves on only if the profile allows it; a paid answer that is unusable and anything else fail the
 stage with the provider, model, reason and request id. No provider failure is retried by Dagster (docs/routing.md,
 "Retries").
+
+A long-running job (Veo, Kling) is kept under its call key from the moment the provider gives its id
+(``CallCache.record_job``). An attempt of the same call after a poll timeout, a killed run or a failed download
+waits on that job and fetches its result instead of submitting a new one (``receipts.submit_or_resume``); the
+job's finish is billed once, on the row its first report wrote. While such a job is pending the stage does not
+fall back to another route (that would pay twice): it fails saying the job is kept and a new run fetches it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,10 +28,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
-from media_routes.credits.call_cache import call_key
-from media_routes.credits.ledger import ActualCost, LedgerRow, Units, cached_call
+from media_routes.credits.call_cache import (
+    JOB_FAILED,
+    JOB_GONE,
+    JOB_READY,
+    JOB_STORED,
+    JOB_SUBMITTED,
+    CallJob,
+    call_key,
+)
+from media_routes.credits.ledger import RECEIVED, ActualCost, LedgerRow, Units, cached_call
 from media_routes.providers import receipts
 from media_routes.providers.errors import (
+    BadRequest,
     ContentBlocked,
     ProviderError,
     ProviderTimeout,
@@ -190,14 +206,28 @@ class HostedCalls:
         cache = self._cache
         ledger = self._ledger
         if key not in cache:  # a cache hit costs nothing: only a paid call is checked against the budgets
-            self._refuse_resending_a_paid_failure(cand, key)
-            self._check_budget(cand, credits)
+            earlier_job = cache.resumable_job(key)
+            if earlier_job is None:
+                self._refuse_resending_a_paid_failure(cand, key)
+                self._check_budget(cand, credits)
+            else:  # its job was paid for (or will be) when it was submitted: waiting on it pays nothing more
+                self.log.info(
+                    f"{cand.route} {op}: resuming the provider's job {earlier_job.job_id} ({earlier_job.state}, "
+                    f"kept by run {earlier_job.run_id[:8]}): waited on and fetched, not submitted again"
+                )
         rows: list[LedgerRow] = []  # the receipts of the current send
         actuals: dict[str, ActualCost] = {}  # row id -> the actual cost its usage report gave
+        jobs: dict[str, CallJob | receipts.JobEvent] = {}  # the job(s) of the current send: id -> latest state
+        resumed: set[str] = set()  # the earlier job the current send waits on
 
         def on_receipt(receipt: receipts.Receipt) -> None:
             if receipt.request_id and any(r.request_id == receipt.request_id for r in rows):
                 return  # the same finished job reported twice (a repeated poll)
+            earlier = ledger.billed_row(key, receipt.request_id) if receipt.request_id and receipt.billed else None
+            if earlier is not None:  # a resumed job that finished before: billed once, on the row it wrote then
+                ledger.settle(earlier.id, outcome=RECEIVED)
+                rows.append(dataclasses.replace(earlier, outcome=RECEIVED))
+                return
             rows.append(
                 ledger.record(
                     run_id=self.run_id,
@@ -229,7 +259,31 @@ class HostedCalls:
             actuals[row.id] = actual
             ledger.set_actual(row.id, actual)
 
+        def on_job(event: receipts.JobEvent) -> None:
+            cache.record_job(
+                key, event.job_id, provider=event.provider, model=event.model, state=event.state, run_id=self.run_id
+            )
+            jobs[event.job_id] = event
+
+        def job_after(err: BaseException) -> str | None:
+            """Keep the state of this send's job after ``err``; the id of a job still worth waiting on, or None."""
+            if not jobs:
+                return None
+            job_id, job = list(jobs.items())[-1]
+            finished = any(r.request_id == job_id for r in rows)  # the provider reported it done
+            if job.state == JOB_READY or (not finished and job.state == JOB_SUBMITTED):
+                # its result is there to fetch (a download failed), or it may still be running (a poll timed out
+                # or failed): kept, unless the provider says it no longer knows the job (or its result)
+                if not (job_id in resumed and isinstance(err, BadRequest)):
+                    return job_id
+                state = JOB_GONE
+            else:
+                state = JOB_FAILED  # it finished with an error or a block: waiting on it again gives the same
+            cache.record_job(key, job_id, provider=job.provider, model=job.model, state=state, run_id=self.run_id)
+            return None
+
         def settle_failure(err: BaseException) -> None:
+            pending = job_after(err)
             outcome = outcome_of(err)
             for row in rows:
                 final = row.outcome if row.outcome != "received" else outcome
@@ -251,7 +305,18 @@ class HostedCalls:
                     )
                 )
             billed = [r for r in rows if r.billed]
-            if billed and isinstance(err, ProviderError):
+            if pending is not None and isinstance(err, ProviderError):
+                # the job is kept: another send of this call waits on it (not a new job), and no other route is
+                # tried while it is pending (that would pay twice)
+                err.pending_job = pending  # type: ignore[attr-defined]
+                ready = jobs[pending].state == JOB_READY
+                err.pending_job_ready = ready  # type: ignore[attr-defined]
+                self.log.warning(
+                    f"{cand.route} {op}: the provider's job {pending} is kept "
+                    + ("(finished, its result not fetched)" if ready else "(it may still be running)")
+                    + f": the next attempt waits on it and fetches its result instead of paying again: {err}"
+                )
+            elif billed and isinstance(err, ProviderError):
                 # paid: never re-sent automatically; the outcome tells run_plan what to do with it
                 err.retryable = False
                 err.paid_outcome = "lost" if all(r.outcome == "lost" for r in billed) else outcome  # type: ignore[attr-defined]
@@ -280,8 +345,16 @@ class HostedCalls:
                 def send() -> bytes:
                     cache.count_send(key, self.run_id)
                     rows.clear()
+                    jobs.clear()
+                    resumed.clear()
+                    resume = cache.resumable_job(key)  # an earlier attempt's job: waited on, not submitted again
+                    if resume is not None:
+                        jobs[resume.job_id] = resume
+                        resumed.add(resume.job_id)
                     try:
-                        with receipts.listening(on_receipt, on_usage):
+                        with receipts.listening(
+                            on_receipt, on_usage, on_job=on_job, resume=resume.job_id if resume else None
+                        ):
                             return fn()
                     except BaseException as err:
                         settle_failure(err)
@@ -319,6 +392,11 @@ class HostedCalls:
             paid_row=paid_row,
         )
         paid_id = None if result.hit else paid_row_id
+        if not result.hit:
+            for job_id, job in jobs.items():
+                cache.record_job(
+                    key, job_id, provider=job.provider, model=job.model, state=JOB_STORED, run_id=self.run_id
+                )
         record = CallRecord(
             route=cand.route,
             op=op,
@@ -408,8 +486,9 @@ def run_plan(
             raise RouteFailed(f"{plan.stage}: {exc}", retryable=False, attempts=attempts) from None
         except ProviderError as err:
             paid = getattr(err, "paid_outcome", None)
+            pending = getattr(err, "pending_job", None)  # a job kept for the next attempt: no other route now
             unusable = paid in ("unparseable", "failed") or isinstance(err, PaidAnswerUnusable)
-            outage = not unusable and (isinstance(err, (*OUTAGES, SendBudgetSpent)))
+            outage = not unusable and pending is None and (isinstance(err, (*OUTAGES, SendBudgetSpent)))
             blocked = not unusable and isinstance(err, ContentBlocked)
             reason = str(err)
             note, provider_wide = _health_note(err)
@@ -427,7 +506,9 @@ def run_plan(
                 attempts.append(Attempt(cand.route, "fallback", reason))
                 continue
             attempts.append(Attempt(cand.route, "failed", reason))
-            if unusable:
+            if pending is not None:
+                detail = f" ({pending_note(err)})"
+            elif unusable:
                 detail = " (a paid answer that is unusable: not re-sent)"
             elif blocked and nxt is not None:
                 detail = " (the profile does not re-route on a content block)"
@@ -452,4 +533,17 @@ def failure_line(stage: str, err: ProviderError) -> str:
     kind = type(err).__name__
     rid = f" (request id {err.request_id})" if err.request_id else " (no request id in the answer)"
     block = f" [{err.block_reason}]" if isinstance(err, ContentBlocked) and err.block_reason else ""
-    return f"{stage}: {err.provider} {err.model}: {kind}{block}: {reason}{rid}"
+    pending = f"; {pending_note(err)}" if getattr(err, "pending_job", None) else ""
+    return f"{stage}: {err.provider} {err.model}: {kind}{block}: {reason}{rid}{pending}"
+
+
+def pending_note(err: ProviderError) -> str:
+    """What a failure with a kept job (``pending_job``) means for the operator ('' without one)."""
+    job = getattr(err, "pending_job", None)
+    if job is None:
+        return ""
+    state = "finished, its result not fetched" if getattr(err, "pending_job_ready", False) else "may still be running"
+    return (
+        f"the provider's job {job} {state}; it is kept: materialize the stage again to wait on it and fetch its "
+        "result (it is not submitted or paid again)"
+    )

@@ -429,6 +429,15 @@ class GoogleStub(StubServer[RecordedRequest]):
         with self._lock:
             self._state.billable_answers += 1
 
+    def finish_jobs(self) -> int:
+        """Let every Veo job still running finish at its next poll (a job a client gave up waiting on, which the
+        service completes anyway); returns how many were running."""
+        with self._lock:
+            running = [op for op in self._state.operations.values() if op.polls_left > 0]
+            for op in running:
+                op.polls_left = 0
+        return len(running)
+
     @property
     def late_answers(self) -> int:
         """How many answers were generated in full and then held back past the client's patience (late_answer)."""

@@ -426,6 +426,47 @@ def test_a_kling_task_that_outlived_its_poll_is_resumed_not_resubmitted(instance
     assert [(bool(b), str(o)) for b, o in zip(paid["billed"], paid["outcome"], strict=True)] == [(True, "usable")]
 
 
+def test_a_demo_killed_while_veo_runs_then_re_run_waits_on_the_same_job(  # type: ignore[no-untyped-def]
+    cli_env, tmp_path: Path
+) -> None:
+    """`media-routes demo` with motion on Veo, SIGKILLed while it polls the job; the job finishes at the provider;
+    the re-run (which marks the killed run failed and frees its slots) waits on that job: 1 submission in all."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    google = cli_env["google"]
+    root = tmp_path / "campaigns"
+    shutil.rmtree(root / "shoe")  # cli_env's campaign, with motion on Veo instead
+    local = {s: "local" for s in CAMPAIGN_STAGES} | {"aspect_outpaint": "local", "motion": VEO}
+    write_campaign(root, "noir-sneaker", "shoe", formats=["9x16"], route={"profile": "high-drama", **local}, **FAST)
+    google.polls_until_done = 100_000
+    cmd = [sys.executable, "-m", "media_routes.cli", *cli_env["demo"]]
+    proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 900
+        while google.calls("operation") < 2:  # submitted (and kept: the job row is written before the first poll)
+            assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the demo never reached the Veo job"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert google.calls("predictLongRunning") == 1
+    assert google.finish_jobs() == 1  # the provider finished it after the process died
+    google.polls_until_done = 2  # (a new job would finish quickly too: the count below tells them apart)
+    again = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "marked failed, its pool slots freed" in again.stdout + again.stderr
+    assert google.calls("predictLongRunning") == 1  # waited on, not submitted again
+    assert google.billable_answers == 1
+    assert "motion [shoe|9x16]: hosted google/veo-3.1-generate-preview" in again.stdout, again.stdout
+
+
 def _job_keys(hub: Any) -> set[str]:
     with hub.cache().db.connect() as conn:
         return {r[0] for r in conn.execute("SELECT call_key FROM call_jobs").fetchall()}

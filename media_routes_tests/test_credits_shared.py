@@ -365,6 +365,30 @@ def test_threads_of_one_worker_pay_once_with_the_advisory_lock(pg_url: str, buck
     assert _query(pg_url, "SELECT hit, COUNT(*) FROM ledger_calls GROUP BY hit ORDER BY hit") == [(False, 1), (True, 3)]
 
 
+@pytest.mark.deployment
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_kept_job_reads_back_the_same_on_sqlite_and_postgres(
+    backend: str, pg_url: str, bucket: str, s3_url: str, tmp_path: Path
+) -> None:
+    """The call_jobs table (long-running jobs kept per call key, docs/routing.md "Retries"): upsert, state moves,
+    ``resume_with`` kept from the first report, the latest resumable job, on both databases."""
+    cache_ = _shared_cache(pg_url, bucket, s3_url) if backend == "postgres" else CallCache(tmp_path, tmp_path / "i.db")
+    key = _key(11)
+    common = {"provider": "fal", "model": "fal-ai/esrgan"}
+    cache_.record_job(key, "req-1", state="submitted", run_id="r1", resume_with='{"request_id": "req-1"}', **common)
+    cache_.record_job(key, "req-1", state="ready", run_id="r2", **common)  # no handle this time: the first is kept
+    job = cache_.resumable_job(key)
+    assert job is not None and (job.job_id, job.state, job.run_id) == ("req-1", "ready", "r2")
+    assert job.handle == '{"request_id": "req-1"}'
+    cache_.record_job(key, "req-1", state="failed", run_id="r2", **common)
+    assert cache_.resumable_job(key) is None
+    cache_.record_job(key, "req-2", state="submitted", run_id="r3", **common)
+    assert [(j.job_id, j.state) for j in cache_.jobs(key)] == [("req-1", "failed"), ("req-2", "submitted")]
+    assert cache_.resumable_job(key).handle == "req-2"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="unknown job state"):
+        cache_.record_job(key, "req-2", state="done", run_id="r3", **common)
+
+
 # -- the bytes on S3 -----------------------------------------------------------------------------------------
 
 

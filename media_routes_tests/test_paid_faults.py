@@ -467,6 +467,38 @@ def test_a_demo_killed_while_veo_runs_then_re_run_waits_on_the_same_job(  # type
     assert "motion [shoe|9x16]: hosted google/veo-3.1-generate-preview" in again.stdout, again.stdout
 
 
+@pytest.mark.parametrize("failed_downloads", [2, 4])
+def test_a_finished_fal_request_whose_output_download_failed_is_fetched_again(  # type: ignore[no-untyped-def]
+    instance, hosted, stubs, failed_downloads: int
+) -> None:
+    """fal's queue: k_upscale on SeedVR, its output file's download fails. The request is kept with the URLs fal gave
+    (``call_jobs.resume_with``) and waited on again: in the same run (2 failures) or the next (4): 1 submission, 1
+    billed row."""
+    _, fal, _ = stubs
+    route = {s: "local" for s in CAMPAIGN_STAGES} | {"k_upscale": "fal/fal-ai/seedvr/upscale/image"}
+    write_campaign(hosted["root"], "noir-sneaker", "shoe", formats=["1x1"], route={"profile": "brand-safe", **route})
+    register_campaigns(instance, ["shoe"])
+    hub = hosted["resources"]["providers"]
+    stills = ["base_composition", "lighting_iteration", "inpaint_fix"]
+    assert materialize_stages(instance, hosted["resources"], stills, "shoe").success
+    fal.fail_next("server_error", failed_downloads, route="cdn")
+    summary = materialize_stages(instance, hosted["resources"], ["k_upscale"], "shoe", raise_on_error=False)
+    assert fal.calls("submit") == 1
+    if failed_downloads == 4:
+        assert not summary.success
+        (line,) = failure_reasons(instance, summary.run_id)
+        assert "finished, its result not fetched; it is kept" in line, line
+        summary = materialize_stages(instance, hosted["resources"], ["k_upscale"], "shoe", raise_on_error=False)
+        assert fal.calls("submit") == 1
+    assert summary.success
+    assert fal.calls("cdn") == failed_downloads + 1
+    frame = hub.ledger().frame("shoe")
+    paid = frame[(frame["provider"] == "fal") & ~frame["hit"]]
+    assert [(bool(b), str(o)) for b, o in zip(paid["billed"], paid["outcome"], strict=True)] == [(True, "usable")]
+    (row,) = [r for r in trace(instance, "shoe") if r["stage"] == "k_upscale"]
+    assert row["run_id"] == summary.run_id and row["route"]["route"] == "fal/fal-ai/seedvr/upscale/image"
+
+
 def _job_keys(hub: Any) -> set[str]:
     with hub.cache().db.connect() as conn:
         return {r[0] for r in conn.execute("SELECT call_key FROM call_jobs").fetchall()}

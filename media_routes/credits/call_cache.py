@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS call_jobs (
     run_id     VARCHAR(64) NOT NULL,
     created_at VARCHAR(40) NOT NULL,
     updated_at VARCHAR(40) NOT NULL,
+    resume_with TEXT NULL,
     PRIMARY KEY (call_key, job_id)
 )
 """
@@ -129,10 +130,16 @@ class CallJob:
     run_id: str  # the run that last reported it
     created_at: str
     updated_at: str
+    resume_with: str | None = None  # what the adapter waits on it with, when more than the id (fal: its URLs)
 
     @property
     def resumable(self) -> bool:
         return self.state in RESUMABLE_JOB_STATES
+
+    @property
+    def handle(self) -> str:
+        """What :func:`providers.receipts.resuming` hands the adapter: ``resume_with``, else the job id."""
+        return self.resume_with or self.job_id
 
 
 class CacheCorruptError(RuntimeError):
@@ -367,18 +374,30 @@ class CallCache:
     # -- long-running jobs: the provider's job id per call key, so an attempt after a timeout, a kill or a failed
     # download waits on the job already paid for instead of submitting (and paying for) another one ------------
 
-    def record_job(self, key: str, job_id: str, *, provider: str, model: str, state: str, run_id: str) -> None:
-        """Keep (or move on) the state of ``key``'s job ``job_id``: see :data:`JOB_STATES`."""
+    def record_job(
+        self,
+        key: str,
+        job_id: str,
+        *,
+        provider: str,
+        model: str,
+        state: str,
+        run_id: str,
+        resume_with: str | None = None,
+    ) -> None:
+        """Keep (or move on) the state of ``key``'s job ``job_id``: see :data:`JOB_STATES`. ``resume_with`` is kept
+        from the first report that gives it."""
         _check_key(key)
         if state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}: one of {JOB_STATES}")
         now = _utc_now()
         with self._connect() as conn:
             conn.execute(
-                "INSERT INTO call_jobs (call_key, job_id, provider, model, state, run_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_key, job_id) DO UPDATE SET state = excluded.state,"
-                " run_id = excluded.run_id, updated_at = excluded.updated_at",
-                (key, job_id[:300], provider, model, state, run_id, now, now),
+                "INSERT INTO call_jobs (call_key, job_id, provider, model, state, run_id, created_at, updated_at,"
+                " resume_with) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_key, job_id) DO UPDATE SET"
+                " state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at,"
+                " resume_with = COALESCE(call_jobs.resume_with, excluded.resume_with)",
+                (key, job_id[:300], provider, model, state, run_id, now, now, resume_with),
             )
 
     def jobs(self, key: str) -> list[CallJob]:
@@ -386,7 +405,8 @@ class CallCache:
         _check_key(key)
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT call_key, job_id, provider, model, state, run_id, created_at, updated_at FROM call_jobs"
+                "SELECT call_key, job_id, provider, model, state, run_id, created_at, updated_at, resume_with"
+                " FROM call_jobs"
                 " WHERE call_key = ? ORDER BY created_at, job_id",
                 (key,),
             ).fetchall()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import logging
 import re
 import time
@@ -188,6 +189,19 @@ class FalRequest:
     cancel_url: str | None = None
     queue_position: int | None = None
 
+    def to_json(self) -> str:
+        """What a later attempt needs to wait on this request again (:meth:`FalClient.resumed`)."""
+        return json.dumps(
+            {
+                "request_id": self.request_id,
+                "model_id": self.model_id,
+                "status_url": self.status_url,
+                "response_url": self.response_url,
+                "cancel_url": self.cancel_url,
+            },
+            sort_keys=True,
+        )
+
 
 @dataclass(frozen=True)
 class FalStatus:
@@ -337,13 +351,39 @@ class FalQueueClient(HttpProviderClient):
             cancel_url = self._handle_url(cancel_url, "cancel_url", model=model_id, request_id=request_id)
         position = data.get("queue_position")
         log.info("fal request submitted: model=%s request_id=%s", model_id, request_id)
-        return FalRequest(
+        handle = FalRequest(
             request_id=request_id,
             model_id=model_id,
             status_url=status_url,
             response_url=response_url,
             cancel_url=cancel_url,
             queue_position=position if isinstance(position, int) else None,
+        )
+        # kept under the call's key with the URLs fal gave (always used as given): a later attempt waits on it
+        receipts.job_submitted(PROVIDER, model_id, request_id, resume_with=handle.to_json())
+        return handle
+
+    def resumed(self, model_id: str, resume_with: str | None) -> FalRequest | None:
+        """The earlier request of this call to wait on (``receipts.resuming``), or None to submit a new one.
+
+        Its URLs are checked again as at submit time (a fal host), so a stored handle cannot send the key elsewhere.
+        """
+        if not resume_with:
+            return None
+        try:
+            data = json.loads(resume_with)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("model_id") != model_id or not data.get("request_id"):
+            return None
+        rid = str(data["request_id"])
+        cancel = data.get("cancel_url")
+        return FalRequest(
+            request_id=rid,
+            model_id=model_id,
+            status_url=self._handle_url(data.get("status_url"), "status_url", model=model_id, request_id=rid),
+            response_url=self._handle_url(data.get("response_url"), "response_url", model=model_id, request_id=rid),
+            cancel_url=self._handle_url(cancel, "cancel_url", model=model_id, request_id=rid) if cancel else None,
         )
 
     def _fetch_status(self, handle: FalRequest) -> dict[str, Any]:
@@ -373,6 +413,8 @@ class FalQueueClient(HttpProviderClient):
             raise error_from_job(
                 data.get("error"), data.get("error_type"), model=model, api_key=self._api_key, request_id=rid
             )
+        if value == "COMPLETED":
+            receipts.job_ready(PROVIDER, model, rid)  # its result can be fetched again, unpaid
         logs = data.get("logs")
         metrics = data.get("metrics")
         if value == "COMPLETED" and isinstance(metrics, dict):
@@ -451,8 +493,9 @@ class FalQueueClient(HttpProviderClient):
         return str(data.get("status", ""))
 
     def run(self, model_id: str, payload: Mapping[str, Any]) -> tuple[FalRequest, dict[str, Any]]:
-        """submit, wait (the client's poll interval and job timeout), result."""
-        handle = self.submit(model_id, payload)
+        """submit (or resume this call's earlier request, ``receipts.resuming``), wait (the client's poll interval and
+        job timeout), result."""
+        handle = self.resumed(model_id, receipts.resuming()) or self.submit(model_id, payload)
         self.wait(handle)
         return handle, self.result(handle)
 

@@ -78,8 +78,9 @@ class JobEvent:
 
     provider: str
     model: str
-    job_id: str
+    job_id: str  # as the provider's receipts name it (their request_id)
     state: str  # SUBMITTED or READY
+    resume_with: str | None = None  # what the adapter needs to wait on it again, when more than the id (fal's URLs)
 
 
 _listener: contextvars.ContextVar[Callable[[Receipt], None] | None] = contextvars.ContextVar(
@@ -112,15 +113,16 @@ def usage_reported(usage: Usage) -> None:
         listener(usage)
 
 
-def _job_event(provider: str, model: str, job_id: str, state: str) -> None:
+def _job_event(provider: str, model: str, job_id: str, state: str, resume_with: str | None = None) -> None:
     listener = _job_listener.get()
     if listener is not None:
-        listener(JobEvent(provider, model, job_id, state))
+        listener(JobEvent(provider, model, job_id, state, resume_with))
 
 
-def job_submitted(provider: str, model: str, job_id: str) -> None:
-    """Report a long-running job the provider accepted (called as soon as its id is known, before any poll)."""
-    _job_event(provider, model, job_id, SUBMITTED)
+def job_submitted(provider: str, model: str, job_id: str, *, resume_with: str | None = None) -> None:
+    """Report a long-running job the provider accepted (called as soon as its id is known, before any poll).
+    ``resume_with``: what :func:`resuming` should hand back to wait on it again, if not ``job_id`` itself."""
+    _job_event(provider, model, job_id, SUBMITTED, resume_with)
 
 
 def job_ready(provider: str, model: str, job_id: str) -> None:
@@ -129,7 +131,8 @@ def job_ready(provider: str, model: str, job_id: str) -> None:
 
 
 def resuming() -> str | None:
-    """The id of this call's earlier job, which the caller wants waited on instead of a new submission (or None)."""
+    """This call's earlier job, which the caller wants waited on instead of a new submission (or None): its id, or
+    the ``resume_with`` it was submitted with."""
     return _resume.get()
 
 

@@ -261,7 +261,13 @@ class HostedCalls:
 
         def on_job(event: receipts.JobEvent) -> None:
             cache.record_job(
-                key, event.job_id, provider=event.provider, model=event.model, state=event.state, run_id=self.run_id
+                key,
+                event.job_id,
+                provider=event.provider,
+                model=event.model,
+                state=event.state,
+                run_id=self.run_id,
+                resume_with=event.resume_with,
             )
             jobs[event.job_id] = event
 
@@ -353,7 +359,7 @@ class HostedCalls:
                         resumed.add(resume.job_id)
                     try:
                         with receipts.listening(
-                            on_receipt, on_usage, on_job=on_job, resume=resume.job_id if resume else None
+                            on_receipt, on_usage, on_job=on_job, resume=resume.handle if resume else None
                         ):
                             return fn()
                     except BaseException as err:

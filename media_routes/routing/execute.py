@@ -10,11 +10,12 @@ content block moves on only if the profile allows it; a paid answer that is unus
 stage with the provider, model, reason and request id. No provider failure is retried by Dagster (docs/routing.md,
 "Retries").
 
-A long-running job (Veo, Kling) is kept under its call key from the moment the provider gives its id
-(``CallCache.record_job``). An attempt of the same call after a poll timeout, a killed run or a failed download
-waits on that job and fetches its result instead of submitting a new one (``receipts.submit_or_resume``); the
-job's finish is billed once, on the row its first report wrote. While such a job is pending the stage does not
-fall back to another route (that would pay twice): it fails saying the job is kept and a new run fetches it.
+A long-running job (a Veo operation, a Kling task, a fal queue request) is kept under its call key once the
+provider gives its id (``CallCache.record_job``). An attempt of the same call after a poll timeout, a killed run or a
+failed download waits on that job and fetches its result instead of submitting a new one
+(``receipts.submit_or_resume``); the job's finish is billed once, on the row its first report wrote. While such a
+job is pending the stage does not fall back to another route (that would pay twice): it fails saying the job is
+kept and a new run fetches it.
 """
 
 from __future__ import annotations

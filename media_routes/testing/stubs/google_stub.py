@@ -32,6 +32,7 @@ import io
 import logging
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -443,6 +444,18 @@ class GoogleStub(StubServer[RecordedRequest]):
         """How many answers were generated in full and then held back past the client's patience (late_answer)."""
         with self._lock:
             return self._state.late_answers
+
+    def wait_idle(self, timeout_s: float = 15.0) -> None:
+        """Wait until no request is being handled (a held-back late answer counts as billable only once it has
+        been generated and its hold is over), so counts read afterwards include every answer already asked for."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                if self._state.in_flight == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the Google stub still handles {self._state.in_flight} request(s)")
+            time.sleep(0.02)
 
     @property
     def peak_in_flight(self) -> int:

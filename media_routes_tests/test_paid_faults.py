@@ -281,15 +281,7 @@ def test_a_step_retry_continues_the_send_count(instance, hosted, stubs, monkeypa
 
 def test_veo_faults_send_once_and_account(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
     google, _, kling = stubs
-    local = {s: "local" for s in CAMPAIGN_STAGES} | {"aspect_outpaint": "local"}
-    write_campaign(
-        hosted["root"], "noir-sneaker", "shoe", formats=["9x16"], route={"profile": "high-drama", **local},
-        motion={"duration_s": 4.0, "fps": 3, "camera": "push_in", "strength": 0.1},
-    )  # fmt: skip
-    register_campaigns(instance, ["shoe"])
-    assert materialize_stages(instance, hosted["resources"], list(CAMPAIGN_STAGES), "shoe").success
-    part = str(campaign_format_key("shoe", "9x16"))
-    assert materialize_stages(instance, hosted["resources"], ["aspect_outpaint"], part).success
+    part = _motion_on_veo(instance, hosted)
     submits = lambda: google.calls("predictLongRunning")  # noqa: E731
 
     # an operation that ends with an error (rpc 13) after it started: booked, not resubmitted, not re-routed

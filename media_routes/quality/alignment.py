@@ -438,20 +438,3 @@ def verify_frame(
     stray = stray_fraction(frame, labels, palette, baseline, area_scale=scale) if baseline is not None else None
     v = verify(frame, labels, palette, correlation=correlation, video=True, stray=stray)
     return Verification(v.regions, v.correlation, v.aligned, v.stray)
-
-
-def verify_clip(
-    frames: Iterable[np.ndarray],
-    labels: Iterable[np.ndarray],
-    correlations: Sequence[float | None],
-    palette: Palette,
-    baseline: StrayBaseline | None = None,
-    warps: Sequence[np.ndarray] | None = None,
-) -> ClipAlignment:
-    """:func:`verify_frame` for every frame of a hosted clip (``labels``: the still's map warped to each frame by
-    ``warps``)."""
-    out = []
-    for i, (frame, frame_labels, corr) in enumerate(zip(frames, labels, correlations, strict=False)):
-        warp = warps[i] if warps is not None and i < len(warps) else None
-        out.append(verify_frame(frame, frame_labels, palette, corr, baseline, warp))
-    return ClipAlignment(tuple(out))

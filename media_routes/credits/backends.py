@@ -322,6 +322,15 @@ class BlobStore(ABC):
     @abstractmethod
     def uri(self, key: str) -> str: ...
 
+    @abstractmethod
+    def beside(self, name: str) -> BlobStore:
+        """A store of the same kind next to this one's blobs, under ``name`` (kept answers live there)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``'s blob if there is one (only for blobs that are no longer needed: a kept answer whose
+        result is stored)."""
+
     def local_path(self, key: str) -> Path | None:
         return None
 
@@ -371,6 +380,12 @@ class LocalBlobStore(BlobStore):
 
     def uri(self, key: str) -> str:
         return self.local_path(key).resolve().as_uri()
+
+    def beside(self, name: str) -> LocalBlobStore:
+        return LocalBlobStore(self.root / name)  # results sit in two-hex-digit folders: no name clash
+
+    def delete(self, key: str) -> None:
+        self.local_path(key).unlink(missing_ok=True)
 
 
 _MISSING_CODES = ("404", "NoSuchKey", "NotFound")
@@ -480,6 +495,19 @@ class S3BlobStore(BlobStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.object_key(key)}"
+
+    def beside(self, name: str) -> S3BlobStore:
+        return S3BlobStore(
+            self.bucket,
+            "/".join(p for p in (self.prefix, name) if p),
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            client=self._client,
+            write_budget_s=self.write_budget_s,
+        )
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))  # S3: deleting nothing succeeds
 
 
 def blob_store(

@@ -116,6 +116,8 @@ JOB_FAILED = "failed"  # it finished with an error (or its result was blocked): 
 JOB_GONE = "gone"  # the provider no longer knows it (expired): a later attempt submits a new job
 JOB_STATES = (JOB_SUBMITTED, JOB_READY, JOB_STORED, JOB_FAILED, JOB_GONE)
 RESUMABLE_JOB_STATES = (JOB_SUBMITTED, JOB_READY)
+# where a synchronous paid answer is kept, beside the results, from its arrival until its result is stored
+KEPT_ANSWERS = "kept-answers"
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ class CallCache:
                 raise ValueError("CallCache needs a root directory for local results (or a blob store)")
             blobs = LocalBlobStore(self.root)
         self.blobs = blobs
+        self.answers = blobs.beside(KEPT_ANSWERS)
         self.locks = locks if locks is not None else default_locks(self.db, self.root)
         self.db.create_schema(_SCHEMA)
 
@@ -416,6 +419,29 @@ class CallCache:
         """The latest job of ``key`` still worth waiting on (submitted, or ready to fetch), or None."""
         resumable = [j for j in self.jobs(key) if j.resumable]
         return resumable[-1] if resumable else None
+
+    # -- kept answers: a synchronous paid answer (Gemini's 200) is kept the moment it arrives, before its ledger row,
+    # so a process killed before the result was stored leaves the answer to parse again instead of paying again -----
+
+    def keep_answer(self, key: str, answer: bytes) -> None:
+        """Keep ``key``'s paid answer as it arrived (under the key's lock, before anything is done with it)."""
+        _check_key(key)
+        self.answers.delete(key)  # an earlier kept answer of the key was settled (or it would have been replayed)
+        self.answers.write_once(key, answer)
+
+    def kept_answer(self, key: str) -> bytes | None:
+        """``key``'s kept answer, or None."""
+        _check_key(key)
+        return self.answers.read(key)
+
+    def kept_answer_exists(self, key: str) -> bool:
+        _check_key(key)
+        return self.answers.exists(key)
+
+    def drop_answer(self, key: str) -> None:
+        """Forget ``key``'s kept answer once what came of it is settled (its result stored, or its failure booked)."""
+        _check_key(key)
+        self.answers.delete(key)
 
     # -- internals -----------------------------------------------------------------------------------------
 

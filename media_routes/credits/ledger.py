@@ -452,12 +452,23 @@ class Ledger:
         A job finishes once and is billed once: when a later attempt of the same call waits on that job again and
         the provider reports it finished again, the attempt settles this row instead of adding a second one.
         """
+        where = "call_key = ? AND request_id = ? AND billed AND NOT hit ORDER BY ts"
+        return self._first_row(where, (call_key, request_id))
+
+    def unsettled_row(self, call_key: str) -> LedgerRow | None:
+        """The latest billed row of ``call_key`` still ``received``: its answer arrived and the process that received
+        it stopped before settling it (every live attempt settles its rows, under the key's lock), or None."""
+        return self._first_row(
+            "call_key = ? AND billed AND NOT hit AND outcome = ? ORDER BY ts DESC", (call_key, RECEIVED)
+        )
+
+    def _first_row(self, where: str, params: tuple[Any, ...]) -> LedgerRow | None:
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT id, ts, run_id, campaign, format, stage, provider, model, units, credits, usd, saved_credits,"
                 " saved_usd, hit, call_key, billed, outcome, request_id, reason FROM ledger_calls"
-                " WHERE call_key = ? AND request_id = ? AND billed AND NOT hit ORDER BY ts LIMIT 1",
-                (call_key, request_id),
+                f" WHERE {where} LIMIT 1",
+                params,
             ).fetchone()
         if row is None:
             return None

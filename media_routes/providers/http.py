@@ -127,6 +127,24 @@ class HttpProviderClient:
         (the request went out, the provider may have finished and billed it; only the answer was lost).
         """
         path = urlsplit(url).path
+        kept = receipts.take_replay() if billable else None
+        if kept is not None:  # this call's answer arrived before (and was paid for): parsed again, not sent again
+            receipts.answered(
+                receipts.Receipt(
+                    provider=self.provider,
+                    model=model,
+                    what=f"{method} {path}: HTTP {kept.status} (kept answer)",
+                    request_id=request_id,
+                    replayed=True,
+                )
+            )
+            self.logger.debug("%s %s model=%s -> %d, the kept answer (not sent)", method, path, model, kept.status)
+            return httpx.Response(
+                kept.status,
+                headers={"content-type": kept.content_type},
+                content=kept.body,
+                request=httpx.Request(method, url),
+            )
         started = time.perf_counter()
         try:
             with self._limit():
@@ -167,6 +185,9 @@ class HttpProviderClient:
                     model=model,
                     what=f"{method} {path}: HTTP {response.status_code}",
                     request_id=request_id,
+                    answer=receipts.KeptAnswer(
+                        response.status_code, response.headers.get("content-type", ""), response.content
+                    ),
                 )
             )
         return response

@@ -21,6 +21,13 @@ keeps both under the call's key. A later attempt of the same call asks :func:`su
 submitting: it waits on the earlier job (:func:`resuming` tells it which) and fetches its result, so a finished video
 is fetched again instead of being paid for again.
 
+A synchronous answer (Gemini's ``generateContent`` 200) has no job to wait on again: the answer itself is what was
+paid for. So its receipt carries the answer (:class:`KeptAnswer`: status, content type and body, as it arrived) and
+the caller keeps it before it writes the ledger row. When the process dies after the answer arrived and before its
+result was stored, a later attempt of the same call hands the kept answer back with ``listening(replay=...)``: the
+transport returns it (:func:`take_replay`) instead of sending the request again, and the adapter parses it as if
+it had just arrived. The receipt it reports then says ``replayed``, so it is not billed a second time.
+
 The seam is a context variable (one listener per thread / task), so this module needs nothing from the layers
 above the adapters.
 """
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -38,8 +46,35 @@ LOST = "lost"  # the request was sent but its answer never arrived (a read timeo
 
 
 @dataclass(frozen=True)
+class KeptAnswer:
+    """A synchronous billable answer as it arrived, kept so that it can be parsed again instead of paid again."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    def to_bytes(self) -> bytes:
+        """One blob: a JSON header line, then the body unchanged."""
+        head = json.dumps({"status": self.status, "content_type": self.content_type}, sort_keys=True)
+        return head.encode() + b"\n" + self.body
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KeptAnswer:
+        head, sep, body = data.partition(b"\n")
+        try:
+            fields = json.loads(head) if sep else {}
+            return cls(status=int(fields["status"]), content_type=str(fields["content_type"]), body=body)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"not a kept answer ({len(data)} bytes): {exc}") from None
+
+
+@dataclass(frozen=True)
 class Receipt:
-    """One billable answer (or a lost one). ``billed``: whether the provider may charge for it."""
+    """One billable answer (or a lost one). ``billed``: whether the provider may charge for it.
+
+    ``answer``: the synchronous answer itself, to keep before anything else happens to it (None for jobs and lost
+    answers). ``replayed``: the answer is a kept one handed back (:func:`take_replay`), already billed once.
+    """
 
     provider: str
     model: str
@@ -48,6 +83,8 @@ class Receipt:
     outcome: str = RECEIVED
     request_id: str | None = None
     reason: str = ""
+    answer: KeptAnswer | None = None
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +134,8 @@ _job_listener: contextvars.ContextVar[Callable[[JobEvent], None] | None] = conte
     "media_routes_job_listener", default=None
 )
 _resume: contextvars.ContextVar[str | None] = contextvars.ContextVar("media_routes_resume_job", default=None)
+# a one-element list so that taking the kept answer empties it for the rest of the context (it is used once)
+_replay: contextvars.ContextVar[list[KeptAnswer] | None] = contextvars.ContextVar("media_routes_replay", default=None)
 
 
 def answered(receipt: Receipt) -> None:
@@ -143,6 +182,15 @@ def submit_or_resume(submit: Callable[[], str]) -> str:
     return earlier if earlier is not None else submit()
 
 
+def take_replay() -> KeptAnswer | None:
+    """The kept answer the caller wants returned instead of the next billable request being sent, or None.
+
+    Called by the transport for a billable request; the answer is handed out once (a second billable request of the
+    same call is sent for real)."""
+    kept = _replay.get()
+    return kept.pop() if kept else None
+
+
 @contextlib.contextmanager
 def listening(
     listener: Callable[[Receipt], None],
@@ -150,16 +198,20 @@ def listening(
     *,
     on_job: Callable[[JobEvent], None] | None = None,
     resume: str | None = None,
+    replay: KeptAnswer | None = None,
 ) -> Iterator[None]:
     """Send every :func:`answered` receipt in this context to ``listener`` (usage reports to ``on_usage``, job ids
-    to ``on_job``); ``resume``: an earlier job of this call for :func:`submit_or_resume` to wait on."""
+    to ``on_job``); ``resume``: an earlier job of this call for :func:`submit_or_resume` to wait on; ``replay``: a
+    kept answer of this call for the transport to return instead of sending (:func:`take_replay`)."""
     token = _listener.set(listener)
     usage_token = _usage_listener.set(on_usage)
     job_token = _job_listener.set(on_job)
     resume_token = _resume.set(resume)
+    replay_token = _replay.set([replay] if replay is not None else None)
     try:
         yield
     finally:
+        _replay.reset(replay_token)
         _resume.reset(resume_token)
         _job_listener.reset(job_token)
         _usage_listener.reset(usage_token)

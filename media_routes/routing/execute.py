@@ -208,7 +208,9 @@ class HostedCalls:
         ledger = self._ledger
         if key not in cache:  # a cache hit costs nothing: only a paid call is checked against the budgets
             earlier_job = cache.resumable_job(key)
-            if earlier_job is None:
+            if cache.kept_answer_exists(key):
+                pass  # an answer paid for by a run that stopped: parsed again (in `paid`, under the key's lock)
+            elif earlier_job is None:
                 self._refuse_resending_a_paid_failure(cand, key)
                 self._check_budget(cand, credits)
             else:  # its job was paid for (or will be) when it was submitted: waiting on it pays nothing more
@@ -220,10 +222,26 @@ class HostedCalls:
         actuals: dict[str, ActualCost] = {}  # row id -> the actual cost its usage report gave
         jobs: dict[str, CallJob | receipts.JobEvent] = {}  # the job(s) of the current send: id -> latest state
         resumed: set[str] = set()  # the earlier job the current send waits on
+        reused: list[LedgerRow] = []  # the row of a kept answer parsed again: a stopped run paid for it
 
         def on_receipt(receipt: receipts.Receipt) -> None:
             if receipt.request_id and any(r.request_id == receipt.request_id for r in rows):
                 return  # the same finished job reported twice (a repeated poll)
+            if receipt.replayed:
+                earlier_row = ledger.unsettled_row(key)
+                if earlier_row is not None:  # billed once, by the run that received it: that row is settled
+                    rows.append(earlier_row)
+                    reused.append(earlier_row)
+                    return
+                # kept, but its row was never written (the run stopped between the two): this is its row
+            elif receipt.answer is not None:
+                try:  # before the row: a row whose answer is neither kept nor stored would be paid for again
+                    cache.keep_answer(key, receipt.answer.to_bytes())
+                except Exception as exc:  # the answer is still in hand: go on, but say what is at risk
+                    self.log.warning(
+                        f"{cand.route} {op}: the paid answer could not be kept ({type(exc).__name__}: {exc}); if this "
+                        "process stops before its result is stored, the answer is lost and not re-sent automatically"
+                    )
             earlier = ledger.billed_row(key, receipt.request_id) if receipt.request_id and receipt.billed else None
             if earlier is not None:  # a resumed job that finished before: billed once, on the row it wrote then
                 ledger.settle(earlier.id, outcome=RECEIVED)
@@ -290,6 +308,15 @@ class HostedCalls:
             return None
 
         def settle_failure(err: BaseException) -> None:
+            if not isinstance(err, Exception):
+                # interrupted (a run terminated, SystemExit) while the answer was being read: nothing is known about
+                # the answer, so its row stays `received` and its kept answer stays for the next attempt to parse
+                if rows:
+                    self.log.warning(
+                        f"{cand.route} {op}: interrupted ({type(err).__name__}) after the provider's answer arrived; "
+                        "the answer is kept: the next attempt parses it instead of paying again"
+                    )
+                return
             pending = job_after(err)
             outcome = outcome_of(err)
             for row in rows:
@@ -312,6 +339,8 @@ class HostedCalls:
                     )
                 )
             billed = [r for r in rows if r.billed]
+            if rows:
+                drop_kept_answer()  # what came of it is booked: unusable answers are never parsed again either
             if pending is not None and isinstance(err, ProviderError):
                 # the job is kept: another send of this call waits on it (not a new job), and no other route is
                 # tried while it is pending (that would pay twice)
@@ -333,7 +362,17 @@ class HostedCalls:
                     f"({credits_paid:g} credits in the ledger); not re-sent: {err}"
                 )
 
+        def drop_kept_answer() -> None:
+            try:
+                cache.drop_answer(key)
+            except Exception as exc:  # only storage is wasted: the next kept answer of the key replaces it
+                self.log.warning(f"{cand.route} {op}: the kept answer could not be removed: {exc}")
+
         def paid() -> bytes:
+            kept = self._kept_answer(cand, key, op)
+            if kept is not None:  # no slot, no send: the answer is here
+                return send(kept)
+            self._refuse_after_a_stopped_run(cand, key)
             pool = self.pool_slot(cand.provider) if self.pool_slot else contextlib.nullcontext()
             with pool, hub.slots(cand.provider) as slot:
                 if slot.waited_s > 1:
@@ -349,24 +388,6 @@ class HostedCalls:
                 def on_retry(err: ProviderError, attempt: int, delay: float) -> None:
                     self.log.warning(f"{cand.route} {op}: attempt {attempt} failed ({err}); retrying in {delay:.1f} s")
 
-                def send() -> bytes:
-                    cache.count_send(key, self.run_id)
-                    rows.clear()
-                    jobs.clear()
-                    resumed.clear()
-                    resume = cache.resumable_job(key)  # an earlier attempt's job: waited on, not submitted again
-                    if resume is not None:
-                        jobs[resume.job_id] = resume
-                        resumed.add(resume.job_id)
-                    try:
-                        with receipts.listening(
-                            on_receipt, on_usage, on_job=on_job, resume=resume.handle if resume else None
-                        ):
-                            return fn()
-                    except BaseException as err:
-                        settle_failure(err)
-                        raise
-
                 return call_with_retries(
                     send,
                     max_attempts=left,
@@ -374,6 +395,25 @@ class HostedCalls:
                     total_budget_s=hub.retry_budget_s,
                     on_retry=on_retry,
                 )
+
+        def send(replay: receipts.KeptAnswer | None = None) -> bytes:
+            if replay is None:
+                cache.count_send(key, self.run_id)
+            rows.clear()
+            jobs.clear()
+            resumed.clear()
+            resume = cache.resumable_job(key)  # an earlier attempt's job: waited on, not submitted again
+            if resume is not None:
+                jobs[resume.job_id] = resume
+                resumed.add(resume.job_id)
+            try:
+                with receipts.listening(
+                    on_receipt, on_usage, on_job=on_job, resume=resume.handle if resume else None, replay=replay
+                ):
+                    return fn()
+            except BaseException as err:
+                settle_failure(err)
+                raise
 
         paid_row_id: str | None = None
 
@@ -400,25 +440,75 @@ class HostedCalls:
         )
         paid_id = None if result.hit else paid_row_id
         if not result.hit:
+            drop_kept_answer()
             for job_id, job in jobs.items():
                 cache.record_job(
                     key, job_id, provider=job.provider, model=job.model, state=JOB_STORED, run_id=self.run_id
                 )
+        # a kept answer parsed again was paid for by the run that received it: for this run it is a hit
+        hit = result.hit or bool(reused)
+        if reused and not result.hit:
+            ledger.record(
+                run_id=self.run_id,
+                campaign=self.campaign,
+                format=self.format_key,
+                stage=self.stage,
+                provider=cand.provider,
+                model=price_model,
+                units=units,
+                hit=True,
+                call_key=key,
+            )
         record = CallRecord(
             route=cand.route,
             op=op,
             key=key,
-            hit=result.hit,
-            credits=0.0 if result.hit else credits,
-            saved_credits=credits if result.hit else 0.0,
+            hit=hit,
+            credits=0.0 if hit else credits,
+            saved_credits=credits if hit else 0.0,
             seconds=time.perf_counter() - started,
-            actual_credits=actuals[paid_id].credits if paid_id in actuals else None,
+            actual_credits=actuals[paid_id].credits if paid_id in actuals and not hit else None,
         )
         self.records.append(record)
-        self.log.info(
-            f"{cand.route} {op}: " + (f"cache hit, saved {credits:g} credits" if result.hit else f"{credits:g} credits")
-        )
+        if reused and not result.hit:
+            self.log.info(
+                f"{cand.route} {op}: the answer run {reused[0].run_id[:8]} paid for and received before it stopped "
+                f"was kept: parsed now, not paid again (saved {credits:g} credits)"
+            )
+        else:
+            self.log.info(
+                f"{cand.route} {op}: "
+                + (f"cache hit, saved {credits:g} credits" if result.hit else f"{credits:g} credits")
+            )
         return result.data
+
+    def _kept_answer(self, cand: Candidate, key: str, op: str) -> receipts.KeptAnswer | None:
+        """The answer a stopped run paid for and kept but never stored (read under the key's lock), or None."""
+        data = self._cache.kept_answer(key)
+        if data is None:
+            return None
+        try:
+            return receipts.KeptAnswer.from_bytes(data)
+        except ValueError as exc:  # a torn write: as if nothing was kept (the row, if any, is refused below)
+            self.log.warning(f"{cand.route} {op}: the kept answer of {key[:12]} cannot be read ({exc}); ignored")
+            return None
+
+    def _refuse_after_a_stopped_run(self, cand: Candidate, key: str) -> None:
+        """A billed answer still ``received``, with neither a stored result, a kept answer nor a job to wait on:
+        the run that received it stopped before keeping it. It was paid for; it is not re-sent automatically.
+
+        Checked under the key's lock (every live attempt settles its rows before it lets go of the lock)."""
+        row = self._ledger.unsettled_row(key)
+        if row is None or self._cache.resumable_job(key) is not None:
+            return
+        raise PaidAnswerUnusable(
+            f"already paid on {row.ts[:19]} (run {row.run_id[:8]}): the answer arrived, then that run stopped before "
+            "its result was stored and the answer could not be kept; not re-sent automatically: re-roll the stage "
+            f"(`media-routes reroll {self.stage} --campaign {self.campaign}`) to pay for a new answer",
+            provider=cand.provider,
+            model=cand.model,
+            request_id=row.request_id,
+        )
 
     def _refuse_resending_a_paid_failure(self, cand: Candidate, key: str) -> None:
         """A call whose paid answer was unusable (an earlier run) is not re-sent: that is an operator's re-roll."""

@@ -426,7 +426,8 @@ class CallCache:
     def keep_answer(self, key: str, answer: bytes) -> None:
         """Keep ``key``'s paid answer as it arrived (under the key's lock, before anything is done with it)."""
         _check_key(key)
-        self.answers.delete(key)  # an earlier kept answer of the key was settled (or it would have been replayed)
+        if self.answers.exists(key):  # an earlier kept answer of the key, booked but not removed: replaced
+            self.answers.delete(key)
         self.answers.write_once(key, answer)
 
     def kept_answer(self, key: str) -> bytes | None:

@@ -223,11 +223,13 @@ class HostedCalls:
         jobs: dict[str, CallJob | receipts.JobEvent] = {}  # the job(s) of the current send: id -> latest state
         resumed: set[str] = set()  # the earlier job the current send waits on
         reused: list[LedgerRow] = []  # the row of a kept answer parsed again: a stopped run paid for it
+        answer_kept: list[bool] = []  # an answer of this call was kept (or parsed again): removed once it is booked
 
         def on_receipt(receipt: receipts.Receipt) -> None:
             if receipt.request_id and any(r.request_id == receipt.request_id for r in rows):
                 return  # the same finished job reported twice (a repeated poll)
             if receipt.replayed:
+                answer_kept.append(True)
                 earlier_row = ledger.unsettled_row(key)
                 if earlier_row is not None:  # billed once, by the run that received it: that row is settled
                     rows.append(earlier_row)
@@ -237,6 +239,7 @@ class HostedCalls:
             elif receipt.answer is not None:
                 try:  # before the row: a row whose answer is neither kept nor stored would be paid for again
                     cache.keep_answer(key, receipt.answer.to_bytes())
+                    answer_kept.append(True)
                 except Exception as exc:  # the answer is still in hand: go on, but say what is at risk
                     self.log.warning(
                         f"{cand.route} {op}: the paid answer could not be kept ({type(exc).__name__}: {exc}); if this "
@@ -339,8 +342,7 @@ class HostedCalls:
                     )
                 )
             billed = [r for r in rows if r.billed]
-            if rows:
-                drop_kept_answer()  # what came of it is booked: unusable answers are never parsed again either
+            drop_kept_answer()  # what came of it is booked: unusable answers are never parsed again either
             if pending is not None and isinstance(err, ProviderError):
                 # the job is kept: another send of this call waits on it (not a new job), and no other route is
                 # tried while it is pending (that would pay twice)
@@ -363,6 +365,8 @@ class HostedCalls:
                 )
 
         def drop_kept_answer() -> None:
+            if not answer_kept:
+                return  # nothing was kept for this call (a job's result, a transport error)
             try:
                 cache.drop_answer(key)
             except Exception as exc:  # only storage is wasted: the next kept answer of the key replaces it

@@ -225,6 +225,20 @@ class HostedCalls:
         reused: list[LedgerRow] = []  # the row of a kept answer parsed again: a stopped run paid for it
         answer_kept: list[bool] = []  # an answer of this call was kept (or parsed again): removed once it is booked
 
+        def book(**row: Any) -> LedgerRow:
+            """A ledger row of this call (its run, campaign, stage, route and units) with ``row``'s outcome."""
+            return ledger.record(
+                run_id=self.run_id,
+                campaign=self.campaign,
+                format=self.format_key,
+                stage=self.stage,
+                provider=cand.provider,
+                model=price_model,
+                units=units,
+                call_key=key,
+                **row,
+            )
+
         def on_receipt(receipt: receipts.Receipt) -> None:
             if receipt.request_id and any(r.request_id == receipt.request_id for r in rows):
                 return  # the same finished job reported twice (a repeated poll)
@@ -251,16 +265,8 @@ class HostedCalls:
                 rows.append(dataclasses.replace(earlier, outcome=RECEIVED))
                 return
             rows.append(
-                ledger.record(
-                    run_id=self.run_id,
-                    campaign=self.campaign,
-                    format=self.format_key,
-                    stage=self.stage,
-                    provider=cand.provider,
-                    model=price_model,
-                    units=units,
+                book(
                     hit=False,
-                    call_key=key,
                     billed=receipt.billed,
                     outcome=receipt.outcome,
                     request_id=receipt.request_id,
@@ -452,17 +458,7 @@ class HostedCalls:
         # a kept answer parsed again was paid for by the run that received it: for this run it is a hit
         hit = result.hit or bool(reused)
         if reused and not result.hit:
-            ledger.record(
-                run_id=self.run_id,
-                campaign=self.campaign,
-                format=self.format_key,
-                stage=self.stage,
-                provider=cand.provider,
-                model=price_model,
-                units=units,
-                hit=True,
-                call_key=key,
-            )
+            book(hit=True)
         record = CallRecord(
             route=cand.route,
             op=op,

@@ -21,8 +21,11 @@ examples (``campaign.yaml`` copies with new ids ``c00000``...; asset files hard-
 5. **verification** (another subprocess): every campaign registered exactly once, every campaign with exactly one
    observation of each of its 6 spec slices (two of ``k_upscale`` for the edited one);
 6. **automation**: runless materializations seeded for 10% of the campaigns (the four stills, and
-   ``aspect_outpaint`` / ``motion`` for each format of the spec, each with an ``output_hash``), then one
-   ``evaluate_automation_conditions`` call without cursor and a second with the first one's cursor;
+   ``aspect_outpaint`` / ``motion`` for each format of the spec, each with an ``output_hash``), then ticks of the
+   ``stage_automation`` sensor evaluated through its definition (``evaluate_tick``: the code path the code server
+   runs for a ``use_user_code_server`` sensor) without cursor, after an edit and 10 new specs, and steady, each
+   with the count of dynamic-partition reads (before 2026-12-03 this used ``dg.evaluate_automation_conditions``,
+   a test helper that re-reads every partition key per condition node: ``--synthetic`` measures both);
 7. **schedule**: one ``campaign_refresh`` evaluation at a time its cron fired (cold index, then warm);
 8. ``media-routes validate <dir>`` in a subprocess (wall and CPU); run twice if the CLI has index support;
 9. growth per N (ratio of each figure to the one at the previous size).
@@ -152,6 +155,80 @@ def child_env(home: Path, campaigns_dir: Path, **extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra)
     return env
+
+
+# --------------------------------------------------------------------------------------------------
+# Automation: one tick as the code server evaluates it
+# --------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def dynamic_partition_reads() -> Iterator[list[int]]:
+    """Count ``DagsterInstance.get_dynamic_partitions`` calls (each reads every ``campaign`` key from storage)."""
+    from dagster._core.instance import DagsterInstance
+
+    original = DagsterInstance.get_dynamic_partitions
+    count = [0]
+
+    def counted(self: Any, partitions_def_name: str) -> Any:
+        count[0] += 1
+        return original(self, partitions_def_name)
+
+    DagsterInstance.get_dynamic_partitions = counted  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        DagsterInstance.get_dynamic_partitions = original  # type: ignore[method-assign]
+
+
+def automation_tick(defs: Any, instance: Any, cursor: str | None) -> tuple[Json, str | None]:
+    """One evaluation of the ``stage_automation`` sensor through its definition, as the code server runs it
+    (``use_user_code_server=True``: ``AutomationTickEvaluationContext`` under the tick's caching instance queryer).
+    Returns the figures and the sensor's new serialized cursor."""
+    import dagster as dg
+
+    sensor = defs.resolve_sensor_def("stage_automation")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def())
+    with dynamic_partition_reads() as reads, contextlib.redirect_stderr(io.StringIO()):
+        wall, cpu = time.perf_counter(), time.process_time()
+        data = sensor.evaluate_tick(context)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    by_asset: Counter[str] = Counter()
+    for request in data.run_requests or []:
+        for key in request.asset_selection or []:
+            by_asset[key.to_user_string()] += 1
+    figures = {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "requested": sum(by_asset.values()),
+        "requested_by_asset": dict(by_asset),
+        "run_requests": len(data.run_requests or []),
+        "dynamic_partition_reads": reads[0],
+        "path": "sensor definition (code server)",
+        "load": load(),
+    }
+    return figures, data.cursor
+
+
+def automation_tester(defs: Any, instance: Any, cursor: Any) -> tuple[Json, Any]:
+    """The same evaluation through ``dg.evaluate_automation_conditions`` (Dagster's test helper): it serializes its
+    cursor with the bare instance as the dynamic partitions store, so it re-reads every partition key once per
+    condition node. Measured beside ``automation_tick`` to show the difference; not what the daemon runs."""
+    import dagster as dg
+
+    with dynamic_partition_reads() as reads:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    figures = {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "requested": result.total_requested,
+        "dynamic_partition_reads": reads[0],
+        "path": "dg.evaluate_automation_conditions (test helper)",
+        "load": load(),
+    }
+    return figures, result.cursor
 
 
 # --------------------------------------------------------------------------------------------------
@@ -382,22 +459,7 @@ def phase_control(root: Path, n: int) -> Json:
                 generate(campaigns_dir, n + 10, 10)
                 report = sync_campaigns(instance, campaigns_dir)
                 out["changes_tick"] = {"parsed": report.parsed, "observations": report.observations}
-            wall, cpu = time.perf_counter(), time.process_time()
-            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            cursor = result.cursor
-            by_asset = {
-                key.to_user_string(): len(parts)
-                for key, parts in result._requested_partitions_by_asset_key.items()  # noqa: SLF001
-                if parts
-            }
-            out[label] = {
-                "wall_s": round(wall, 2),
-                "cpu_s": round(cpu, 2),
-                "requested": result.total_requested,
-                "requested_by_asset": by_asset,
-                "load": load(),
-            }
+            out[label], cursor = automation_tick(defs, instance, cursor)
             print(f"  N={n} {label}: {out[label]}", file=sys.stderr, flush=True)
         out["rss_peak_mb"] = round(rss_peak_mb(), 1)
     return out
@@ -615,19 +677,13 @@ def phase_synthetic(root: Path, n: int) -> Json:
         instance.add_dynamic_partitions(CAMPAIGN_DIMENSION, ids)
         SpecIndex(campaigns_dir, entries).save(instance.daemon_cursor_storage, ids)
         defs = build_definitions(campaigns_dir=str(campaigns_dir), media_root=str(root / "media"))
-        cursor = None
+        cursor: str | None = None
+        tester_cursor: Any = None
         for label in ("automation_first", "automation_second"):
-            wall, cpu = time.perf_counter(), time.process_time()
-            result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            cursor = result.cursor
-            out[label] = {
-                "wall_s": round(wall, 2),
-                "cpu_s": round(cpu, 2),
-                "requested": result.total_requested,
-                "load": load(),
-            }
+            out[label], cursor = automation_tick(defs, instance, cursor)
             print(f"  synthetic N={n} {label}: {out[label]}", file=sys.stderr, flush=True)
+            out[f"{label}_test_helper"], tester_cursor = automation_tester(defs, instance, tester_cursor)
+            print(f"  synthetic N={n} {label}_test_helper: {out[label + '_test_helper']}", file=sys.stderr, flush=True)
         forget_process_memory()
         context = dg.build_schedule_context(
             instance=instance,

@@ -45,6 +45,8 @@ import av
 import cv2
 import numpy as np
 
+from media_routes.lib.video_decode import reference_rgb
+
 log = logging.getLogger(__name__)
 
 CAMERA_MOVES = ("push_in", "pull_out", "pan_left", "pan_right", "parallax")
@@ -265,11 +267,12 @@ def label_frames(
 
 
 def decode_frames(path: Path) -> Iterator[np.ndarray]:
-    """Decode an MP4 back to RGB uint8 frames, as a player honouring its BT.709 tags shows them."""
+    """Decode an MP4 back to RGB uint8 frames as a player honouring its tags shows them: the reference decode
+    (``media_routes.lib.video_decode``: BT.709 from the standard via colour-science, chroma interpolated at
+    H.264's sample positions), not swscale's fast conversion, which reads 1-2 levels dark."""
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            rgb = frame.reformat(format="rgb24", src_colorspace="ITU709", src_color_range="MPEG", threads=1)
-            yield rgb.to_ndarray()
+            yield reference_rgb(frame)
 
 
 def encode_mp4(

@@ -195,8 +195,12 @@ def automation_tick(defs: Any, instance: Any, cursor: str | None) -> tuple[Json,
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     by_asset: Counter[str] = Counter()
     for request in data.run_requests or []:
-        for key in request.asset_selection or []:
-            by_asset[key.to_user_string()] += 1
+        if request.asset_graph_subset is not None:  # emit_backfills: many partitions come as one backfill request
+            for asset_partition in request.asset_graph_subset.iterate_asset_partitions():
+                by_asset[asset_partition.asset_key.to_user_string()] += 1
+        else:
+            for key in request.asset_selection or []:
+                by_asset[key.to_user_string()] += 1
     figures = {
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),

@@ -1,9 +1,9 @@
 """The reference decode: Y'CbCr video frames to R'G'B' as the standard defines it, as a viewer's screen shows them.
 
-swscale's ``reformat(format="rgb24", src_colorspace="ITU709", src_color_range="MPEG")`` takes fast fixed-point
-paths (coefficients rounded to a few bits, chroma replicated instead of interpolated) and comes out 1-2 levels off
-an exact BT.709 decode. Every video measurement of the project (brand colour, drift, frame gates) and the motion
-stage's chroma pre-compensation read frames through :func:`reference_rgb` instead:
+swscale's ``reformat(format="rgb24", src_colorspace="ITU709", src_color_range="MPEG")`` (its fast fixed-point
+conversion) comes out 1-2 levels darker than an exact BT.709 decode (measured in test_video_decode.py). Every
+video measurement of the project (brand colour, drift, frame gates) and the motion stage's chroma
+pre-compensation read frames through :func:`reference_rgb` instead:
 
 * the planes are read from the decoded frame as they are (no swscale),
 * 4:2:0 chroma is upsampled bilinearly at the positions H.264 uses when the stream does not say otherwise

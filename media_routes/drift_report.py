@@ -13,15 +13,26 @@ from PIL import Image
 from media_routes.defs.resources import MediaStore
 from media_routes.engine.motion import decode_frames
 from media_routes.lib.imaging import decode_png
+from media_routes.quality import brand
 
 
 def _brand_worst(metrics: dict[str, Any]) -> float | None:
+    """The worst brand colour's stroke-interior mean CIEDE2000 (a clip: over its frames)."""
     if "brand_per_frame" in metrics:
         return float(metrics["brand_per_frame"].get("max", 0.0))
-    brand = metrics.get("brand")
-    if not brand:
+    report = metrics.get("brand")
+    return brand.worst(report) if report else None
+
+
+def _brand_p95(metrics: dict[str, Any]) -> float | None:
+    """The worst brand colour's stroke-interior per-pixel p95 (a clip: its worst frame's); None before it was kept."""
+    if "brand_per_frame" in metrics:
+        value = metrics["brand_per_frame"].get("interior_p95_max")
+        return None if value is None else float(value)
+    report = metrics.get("brand")
+    if not report or not any("interior_p95" in v for v in report.values()):
         return None
-    return max(float(v["region_mean_delta_e"]) for v in brand.values())
+    return brand.worst_p95(report)
 
 
 def chain_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,6 +50,7 @@ def chain_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "partition": r["partition"],
                 "run_id": r["run_id"],
                 "brand_delta_e_max": _brand_worst(m),
+                "brand_p95_max": _brand_p95(m),
                 "grid_delta_e_max": vs_input.get("grid_delta_e_max"),
                 "shadow_chroma_retention": vs_input.get("shadow_chroma_retention"),
                 "ssim_outside": vs_input.get("ssim_outside"),
@@ -76,6 +88,7 @@ def _fmt(v: Any) -> str:
 
 COLUMNS = [
     ("brand_delta_e_max", "brand dE"),
+    ("brand_p95_max", "brand p95"),
     ("grid_delta_e_max", "grid dE/in"),
     ("shadow_chroma_retention", "shadow C"),
     ("ssim_outside", "SSIM"),

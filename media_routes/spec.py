@@ -265,7 +265,13 @@ class Quality(_Model):
     """Thresholds of the quality gates (see docs/quality.md)."""
 
     brand_delta_e_max: Annotated[float, Field(gt=0, le=10)] = Field(
-        1.0, description="max region-mean CIEDE2000 of a brand colour after correction (ERROR, blocking)"
+        1.0,
+        description="max CIEDE2000 of a brand colour's stroke-interior mean after correction (ERROR, blocking)",
+    )
+    brand_p95_max: Annotated[float, Field(gt=0, le=20)] = Field(
+        2.0,
+        description="max per-pixel p95 CIEDE2000 inside a brand colour's stroke interior (ERROR, blocking): a halo "
+        "and an undershoot across a stroke cancel in its mean, not in its p95",
     )
     brand_lock: list[str] = Field(
         [], description="palette colours also located by colour in the base (headline and patches always are)"

@@ -175,7 +175,13 @@ def _font(campaign: Campaign, name: str, px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size=px)
 
 
-def _headline(campaign: Campaign, size: tuple[int, int]) -> tuple[np.ndarray, dict[str, object]] | None:
+def _headline(
+    campaign: Campaign, size: tuple[int, int], *, scale: float = 1.0
+) -> tuple[np.ndarray, dict[str, object]] | None:
+    """The headline's glyph coverage (float 0..1) on a canvas of ``size`` (the authored canvas), and its layout
+    figures. With ``scale`` the same layout is set again on a canvas ``scale`` times larger: the font size, fit and
+    placement are decided at the authored size, then the glyphs are rasterised at the larger size from the font's
+    outlines (never resampled), so later stages composite type as sharp as at the base."""
     hl = campaign.spec.scene.headline
     if hl is None:
         return None
@@ -190,15 +196,34 @@ def _headline(campaign: Campaign, size: tuple[int, int]) -> tuple[np.ndarray, di
         px = max(8, int(px * limit / ink.width))
         font = _font(campaign, hl.font, px)
         ink, baseline, _ = text.draw_line(font, hl.text, hl.tracking * px)
-    canvas = Image.new("L", (w * ss, h * ss), 0)
-    text.place_line(canvas, ink, baseline, (hl.center[0] * w * ss, hl.center[1] * h * ss))
-    alpha = np.asarray(canvas.resize((w, h), Image.Resampling.BOX), dtype=np.float32) / 255.0
+    fitted = px
+    if scale != 1.0:
+        px = max(8, round(fitted * scale))
+        font = _font(campaign, hl.font, px)
+        ink, baseline, _ = text.draw_line(font, hl.text, hl.tracking * px)
+    cw, ch = round(w * scale), round(h * scale)
+    canvas = Image.new("L", (cw * ss, ch * ss), 0)
+    text.place_line(canvas, ink, baseline, (hl.center[0] * cw * ss, hl.center[1] * ch * ss))
+    alpha = np.asarray(canvas.resize((cw, ch), Image.Resampling.BOX), dtype=np.float32) / 255.0
     info: dict[str, object] = {
         "headline_text": hl.text,
-        "headline_font_px": round(px / ss),
+        "headline_font_px": round(fitted / ss),
         "headline_bbox": text.ink_box(alpha),
     }
     return alpha, info
+
+
+def headline_alpha(campaign: Campaign, scale: float = 1.0) -> np.ndarray | None:
+    """The headline's glyph coverage (uint8) set at ``scale`` times the authored canvas (None without a headline):
+    the base composition's at 1, the same layout rasterised from the font at a larger size for later stages."""
+    hl = _headline(campaign, campaign.spec.scene.canvas_size, scale=scale)
+    return None if hl is None else to_uint8(hl[0])
+
+
+def headline_rgb(spec: CampaignSpec) -> tuple[int, int, int] | None:
+    """The headline's exact sRGB colour (None without a headline)."""
+    hl = spec.scene.headline
+    return None if hl is None else hex_to_rgb(spec.color(hl.color))
 
 
 def compose(campaign: Campaign, *, seed: int) -> BaseResult:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from media_routes.lib import overlay
 from media_routes.lib.skin import skin_mask
 
 # Local HF energy ratio (enhanced / Lanczos) above which skin is blended back toward Lanczos.
@@ -59,6 +60,16 @@ class UpscaleResult:
     image: np.ndarray  # uint8 (H*f, W*f, 3)
     subject_mask: np.ndarray | None  # input subject mask resized to the output size (or None)
     metrics: dict[str, float | str]  # figures; a hosted route adds "hosted_size" ("WxH")
+
+
+@dataclass(frozen=True)
+class TypeLayer:
+    """An exactly authored flat-colour layer (the headline) that is set again at the output size instead of being
+    resampled and sharpened with the picture (media_routes/lib/overlay.py)."""
+
+    alpha_in: np.ndarray  # uint8 coverage on the input
+    alpha_out: np.ndarray  # uint8 coverage on the output, rasterised from its source at that size
+    rgb: tuple[int, int, int]
 
 
 @dataclass
@@ -192,11 +203,17 @@ def upscale(
     skin_guard: bool = True,
     subject_mask: np.ndarray | None = None,
     tile: int = 512,
+    protect: np.ndarray | None = None,
+    type_layer: TypeLayer | None = None,
 ) -> UpscaleResult:
     """Upscale ``image`` by an integer factor so its long side becomes ``target_long_side``.
 
     ``tile`` is the output tile size in pixels (rounded down to a multiple of the factor).
     ``detail`` scales the edge-gated unsharp enhancement (0 = plain Lanczos).
+    ``protect`` (uint8 on the input, 0..255) scales the enhancement down to nothing where it is 255: brand
+    regions keep the plain resample, without the sharpening's halo and undershoot.
+    ``type_layer`` is lifted off the input before the resample and set again on the output from its own coverage at
+    that size, so type is never resampled.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
@@ -208,6 +225,15 @@ def upscale(
     h, w = image.shape[:2]
     if subject_mask is not None and subject_mask.shape[:2] != (h, w):
         raise ValueError(f"subject_mask shape {subject_mask.shape} does not match image {(h, w)}")
+    if protect is not None and protect.shape[:2] != (h, w):
+        raise ValueError(f"protect shape {protect.shape} does not match image {(h, w)}")
+    if type_layer is not None:
+        if type_layer.alpha_out.shape[:2] != (h * factor, w * factor):
+            raise ValueError(
+                f"type layer {type_layer.alpha_out.shape} does not match the output {(h * factor, w * factor)}"
+            )
+        image = overlay.lift(image, type_layer.alpha_in)
+    guard = None if protect is None else protect.astype(np.float32) / 255.0
     p = _params(factor)
     enhance = detail > 0
     skin = skin_mask(image) if enhance or skin_guard else np.zeros((h, w), np.float32)
@@ -235,6 +261,12 @@ def upscale(
                 continue
             skin_t = cv2.resize(skin[cy0:cy1, cx0:cx1], size, interpolation=cv2.INTER_LINEAR)
             tile_out, st = _enhance_tile(ref, skin_t, p, detail, skin_guard, inner)
+            if guard is not None and guard[cy0:cy1, cx0:cx1].any():
+                keep = 1.0 - cv2.resize(guard[cy0:cy1, cx0:cx1], size, interpolation=cv2.INTER_LINEAR)[..., None]
+                ref_f = ref.astype(np.float32)
+                tile_out = np.clip(np.rint(ref_f + keep * (tile_out.astype(np.float32) - ref_f)), 0, 255).astype(
+                    np.uint8
+                )
             dst[...] = tile_out[inner]
             for name in vars(totals):
                 setattr(totals, name, getattr(totals, name) + getattr(st, name))
@@ -256,6 +288,11 @@ def upscale(
         "halo_overshoot_after": ratio(totals.halo_after, totals.edge_n, 0.0),
         "softened_fraction": ratio(float(totals.softened), float(out.shape[0] * out.shape[1]), 0.0),
     }
+    if protect is not None:
+        metrics["protected_fraction"] = float((protect > 0).mean())
+    if type_layer is not None:
+        out = overlay.composite(out, type_layer.alpha_out, type_layer.rgb)
+        metrics["type_set_at_output"] = "headline"
     up_mask = None
     if subject_mask is not None:
         up_mask = cv2.resize(

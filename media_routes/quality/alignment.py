@@ -326,7 +326,7 @@ def restore_verified(
     return correct(image, kept, palette, passes=passes, tolerance=tolerance), verification
 
 
-def lock_verified(image: np.ndarray, labels: np.ndarray | None, palette: Palette) -> BrandLock:
+def lock_verified(image: np.ndarray, labels: np.ndarray | None, palette: Palette, *, aa_px: int = 1) -> BrandLock:
     """``brand.lock`` for a provider's output: restore only the brand regions found in its own pixels.
 
     ``before`` measures the provider's pixels in every region of the map, ``after`` the corrected image in the
@@ -336,12 +336,13 @@ def lock_verified(image: np.ndarray, labels: np.ndarray | None, palette: Palette
     problems = image_problems(image)
     if labels is None:
         return BrandLock(image, {}, {}, problems)
-    before = measure(image, labels, palette)
+    before = measure(image, labels, palette, aa_px=aa_px)
     if problems:
         return BrandLock(image, before, before, problems, verification=verify(image, labels, palette))
     corrected, verification = restore_verified(image, labels, palette)
     kept = verification.labels if verification.labels is not None else np.zeros_like(labels)
-    return BrandLock(corrected, before, measure(corrected, kept, palette), problems, verification=verification)
+    after = measure(corrected, kept, palette, aa_px=aa_px)
+    return BrandLock(corrected, before, after, problems, verification=verification)
 
 
 def describe_lost_regions(verification: Verification | None) -> str:

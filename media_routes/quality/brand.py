@@ -6,18 +6,25 @@ any pixel within ``LOCATE_DELTA_E`` CIEDE2000 of a palette colour) and, for repl
 ``inpaint_fix``. Later stages carry the map with the same geometry as the pixels (resize, canvas
 placement, per-frame warps), so each stage is measured on the same regions.
 
-**Measure.** Per palette colour: CIEDE2000 between the *region mean* (interior pixels, the label
-eroded by one pixel so anti-aliased edges and chroma-subsampled video edges do not count) and the
-target hex; plus mean, p95 and max of the per-pixel CIEDE2000 in the region.
+**Measure.** Per palette colour: CIEDE2000 between the *region mean* (the label eroded by one pixel
+so anti-aliased edges and chroma-subsampled video edges do not count) and the target hex; plus mean,
+p95 and max of the per-pixel CIEDE2000 in the region. And the same on the *stroke interior*: the label
+eroded by the anti-aliasing width at the image's resolution (``aa_px``: one pixel of the authored
+canvas is ``aa_px`` pixels of a 4x upscale, so its edge band, and what resampling and sharpening do
+to it, is that much wider). The brand check is on the interior: its region mean and per-pixel p95
+(a light halo and a dark undershoot across a stroke cancel in a region mean; they do not in a p95).
+A region too thin to keep :data:`MIN_REGION_PX` interior pixels is measured on the one-pixel erosion
+and says so (``interior_fallback``).
 
-**Correct.** In CIE L*a*b*, each region is shifted by ``target - region mean`` (L*, a* and b*
-alike), so its mean becomes the brand colour exactly while luminance detail (each pixel's deviation
+**Correct.** In CIE L*a*b*, each region is shifted by ``target - interior mean`` (L*, a* and b*
+alike), so its interior mean becomes the brand colour exactly while luminance detail (each pixel's deviation
 from the mean) is kept. The shift is feathered one pixel past the region edge. Clipping to the sRGB
 gamut can leave a residual, so the shift is repeated up to three times.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -113,16 +120,27 @@ def locate(
     return labels
 
 
+def aa_width(content_scale: float) -> int:
+    """The anti-aliasing width, in pixels, of an image whose content is ``content_scale`` times the authored canvas
+    (1 at the base, 4 after a 4x upscale, 2 for a 1080p frame of a 1K canvas). Never below one pixel."""
+    return max(1, math.ceil(content_scale - 1e-6))
+
+
+def _erode(mask: np.ndarray, px: int) -> np.ndarray:
+    return cv2.erode(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)) > 0
+
+
 def _interior(labels: np.ndarray, i: int) -> np.ndarray:
-    region = (labels == i).astype(np.uint8)
-    return cv2.erode(region, np.ones((3, 3), np.uint8)) > 0
+    return _erode(labels == i, 1)
 
 
 def measure(
-    image: np.ndarray, labels: np.ndarray, palette: Palette, *, per_pixel: bool = True
-) -> dict[str, dict[str, float]]:
-    """Per palette colour present: region-mean CIEDE2000 and (``per_pixel``) per-pixel mean / p95 / max."""
-    out: dict[str, dict[str, float]] = {}
+    image: np.ndarray, labels: np.ndarray, palette: Palette, *, per_pixel: bool = True, aa_px: int = 1
+) -> dict[str, dict[str, Any]]:
+    """Per palette colour present: region-mean CIEDE2000 and (``per_pixel``) per-pixel mean / p95 / max on the
+    region; and region mean and per-pixel p95 on the stroke interior (eroded by ``aa_px``), always, since the brand
+    check is on them. ``lab_mean`` is the interior's mean (what :func:`correct` moves to the target)."""
+    out: dict[str, dict[str, Any]] = {}
     if labels.shape != image.shape[:2]:
         raise ValueError(f"label map {labels.shape} does not match image {image.shape[:2]}")
     present = [int(i) for i in np.flatnonzero(np.bincount(labels.ravel())) if i > 0]
@@ -133,14 +151,26 @@ def measure(
         inside = _interior(labels, int(i))
         if inside.sum() < MIN_REGION_PX:
             continue
+        core = _erode(labels == i, aa_px) if aa_px > 1 else inside
+        fallback = int(core.sum()) < MIN_REGION_PX
+        if fallback:
+            core = inside
         lab = srgb_to_lab(image[inside][None, ...])[0].astype(np.float64)
+        core_lab = lab if core is inside else srgb_to_lab(image[core][None, ...])[0].astype(np.float64)
         target = targets[i - 1]
+        core_px = delta_e00(core_lab, target[None, :])
         entry: dict[str, Any] = {
             "region_mean_delta_e": round(float(delta_e00(lab.mean(axis=0), target)), 4),
             "pixels": int(inside.sum()),
             "hex": palette.hexes[i - 1],
-            "lab_mean": [round(float(v), 3) for v in lab.mean(axis=0)],
+            "interior_mean_delta_e": round(float(delta_e00(core_lab.mean(axis=0), target)), 4),
+            "interior_p95": round(float(np.percentile(core_px, 95)), 4),
+            "interior_pixels": int(core.sum()),
+            "erode_px": 1 if fallback else aa_px,
+            "lab_mean": [round(float(v), 3) for v in core_lab.mean(axis=0)],
         }
+        if fallback and aa_px > 1:
+            entry["interior_fallback"] = True
         if per_pixel:
             per_px = delta_e00(lab, target[None, :])
             entry |= {
@@ -152,18 +182,31 @@ def measure(
     return out
 
 
-def worst(report: dict[str, dict[str, float]]) -> float:
-    """The largest region-mean CIEDE2000 in a report (0 when no brand colour is present)."""
-    return max((v["region_mean_delta_e"] for v in report.values()), default=0.0)
+def worst(report: dict[str, dict[str, Any]]) -> float:
+    """The largest stroke-interior region-mean CIEDE2000 in a report (0 when no brand colour is present). A report
+    made before interiors were measured gives its region mean."""
+    return max((float(v.get("interior_mean_delta_e", v["region_mean_delta_e"])) for v in report.values()), default=0.0)
+
+
+def worst_p95(report: dict[str, dict[str, Any]]) -> float:
+    """The largest stroke-interior per-pixel p95 CIEDE2000 in a report (0 when none was measured)."""
+    return max((float(v.get("interior_p95", 0.0)) for v in report.values()), default=0.0)
 
 
 def correct(
-    image: np.ndarray, labels: np.ndarray, palette: Palette, passes: int = 3, tolerance: float = 0.05
+    image: np.ndarray,
+    labels: np.ndarray,
+    palette: Palette,
+    passes: int = 3,
+    tolerance: float = 0.05,
+    *,
+    aa_px: int = 1,
 ) -> np.ndarray:
     """Restore each brand region's mean colour to the exact target, keeping luminance detail.
 
     Each connected region gets its own shift (so a letter lit differently from its neighbour is
-    still pulled to the brand colour). Only the region pixels and a one-pixel feather around them are
+    still pulled to the brand colour), measured on its stroke interior (eroded by ``aa_px``; by one pixel where
+    that leaves too little). Only the region pixels and a one-pixel feather around them are
     converted to L*a*b*, in one batch per pass, so it is cheap enough for every video frame. Regions
     already within ``tolerance`` CIEDE2000 are left as they are.
     """
@@ -173,11 +216,13 @@ def correct(
     y0, y1 = max(0, y - 2), min(labels.shape[0], y + bh + 2)
     x0, x1 = max(0, x - 2), min(labels.shape[1], x + bw + 2)
     out = image.copy()
-    out[y0:y1, x0:x1] = _correct_crop(image[y0:y1, x0:x1], labels[y0:y1, x0:x1], palette, passes, tolerance)
+    out[y0:y1, x0:x1] = _correct_crop(image[y0:y1, x0:x1], labels[y0:y1, x0:x1], palette, passes, tolerance, aa_px)
     return out
 
 
-def _correct_crop(image: np.ndarray, labels: np.ndarray, palette: Palette, passes: int, tolerance: float) -> np.ndarray:
+def _correct_crop(
+    image: np.ndarray, labels: np.ndarray, palette: Palette, passes: int, tolerance: float, aa_px: int = 1
+) -> np.ndarray:
     present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel())) if v > 0]
     comp = np.zeros(labels.shape, np.int32)  # global connected-component id, 0 = none
     comp_label: list[int] = [0]
@@ -192,7 +237,11 @@ def _correct_crop(image: np.ndarray, labels: np.ndarray, palette: Palette, passe
     if len(comp_label) == 1:
         return image
     region = (comp > 0).astype(np.uint8)
-    interior = cv2.erode(region, np.ones((3, 3), np.uint8)) > 0
+    interior = _erode(region, 1)
+    if aa_px > 1:  # the mean that is moved to the target is the stroke interior's, where it keeps enough pixels
+        core = _erode(region, aa_px)
+        n_core = np.bincount(comp[core], minlength=len(comp_label))
+        interior = np.where(n_core[comp] >= MIN_REGION_PX // 2, core, interior)
     grown = cv2.dilate(region, np.ones((3, 3), np.uint8))
     weight = np.maximum(cv2.GaussianBlur(grown.astype(np.float32), (3, 3), 0.8), region.astype(np.float32))
     # the feather ring belongs to the nearest region: spread component ids one pixel outward
@@ -221,7 +270,11 @@ def _correct_crop(image: np.ndarray, labels: np.ndarray, palette: Palette, passe
 
 
 def restore_frames(
-    frames: Iterable[np.ndarray], labels: Iterable[np.ndarray | None], palettes: Sequence[Palette]
+    frames: Iterable[np.ndarray],
+    labels: Iterable[np.ndarray | None],
+    palettes: Sequence[Palette],
+    *,
+    aa_px: int = 1,
 ) -> Iterator[np.ndarray]:
     """Brand colours restored in each video frame where its label map places them (frame ``i`` with ``labels[i]``
     and ``palettes[i]``), as the motion stage encodes them. A frame without a map, or with an empty one (a hosted
@@ -230,13 +283,26 @@ def restore_frames(
     regions already within 0.3 CIEDE2000 left as they are)."""
     for i, (frame, frame_labels) in enumerate(zip(frames, labels, strict=False)):
         if frame_labels is not None and frame_labels.any() and not image_problems(frame):
-            frame = correct(frame, frame_labels, palettes[i], passes=2, tolerance=0.3)
+            frame = correct(frame, frame_labels, palettes[i], passes=2, tolerance=0.3, aa_px=aa_px)
         yield frame
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Carry a label map through a resize (nearest neighbour keeps labels discrete)."""
     return cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+
+
+def relabel_layer(
+    labels: np.ndarray, carried: np.ndarray, coverage: np.ndarray, palette: Palette, name: str
+) -> np.ndarray:
+    """A label map whose ``name`` regions placed by a layer are replaced by that layer set again at this size:
+    ``carried`` is the layer's old coverage carried to this size (nearest neighbour), ``coverage`` the new one
+    (both uint8); as in :func:`locate`, coverage >= 250 is labelled."""
+    index = palette.names.index(name) + 1
+    out = labels.copy()
+    out[(carried >= 250) & (out == index)] = 0
+    out[coverage >= 250] = index
+    return out
 
 
 @dataclass(frozen=True)
@@ -251,7 +317,7 @@ class BrandLock:
     verification: Verification | None = None
 
 
-def lock(image: np.ndarray, labels: np.ndarray | None, palette: Palette) -> BrandLock:
+def lock(image: np.ndarray, labels: np.ndarray | None, palette: Palette, *, aa_px: int = 1) -> BrandLock:
     """Gate the raw output, then restore brand colours where the label map places them.
 
     A black, blank or uniform output is left as it is: painting brand colours onto a refused generation would
@@ -260,11 +326,11 @@ def lock(image: np.ndarray, labels: np.ndarray | None, palette: Palette) -> Bran
     problems = image_problems(image)
     if labels is None:
         return BrandLock(image, {}, {}, problems)
-    before = measure(image, labels, palette)
+    before = measure(image, labels, palette, aa_px=aa_px)
     if problems:
         return BrandLock(image, before, before, problems)
-    corrected = correct(image, labels, palette)
-    return BrandLock(corrected, before, measure(corrected, labels, palette), problems)
+    corrected = correct(image, labels, palette, aa_px=aa_px)
+    return BrandLock(corrected, before, measure(corrected, labels, palette, aa_px=aa_px), problems)
 
 
 def precompensated(

@@ -84,7 +84,8 @@ def aspect_outpaint(
         placed[y : y + ph, x : x + pw] = labels
         labels = brand.resize_labels(placed, (w, h))
         layers["brand_labels"], _ = run.save(labels, layer=True)
-    locked = run.lock_brand(bridged.image, labels, hosted=routed.hosted)
+    content_scale = box[2] / run.campaign.spec.scene.canvas_size[0]  # the authored canvas's size in the delivery
+    locked = run.lock_brand(bridged.image, labels, hosted=routed.hosted, scale=content_scale)
     delivery, report = locked.image, locked.after
     handoff = run.handoff(source, delivery, upstream=k_upscale, placement=box)
     uri, sha = run.save(delivery)
@@ -99,7 +100,12 @@ def aspect_outpaint(
         width=w,
         height=h,
         layers=layers,
-        info={"format": fmt.key, "k_level": k_level, "placement": list(result.placement)},
+        info={
+            "format": fmt.key,
+            "k_level": k_level,
+            "placement": list(result.placement),
+            "content_scale": round(content_scale, 4),
+        },
     )
     yield from run.output(
         ref,

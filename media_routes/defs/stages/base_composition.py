@@ -61,6 +61,8 @@ def base_composition(
         "subject_mask": run.save(result.subject_mask, layer=True)[0],
         "brand_labels": run.save(labels, layer=True)[0],
     }
+    if result.headline_alpha is not None:  # set here from the font: later stages set it again at their size
+        layers["headline"] = run.save(result.headline_alpha, layer=True)[0]
     h, w = image.shape[:2]
     ref = MediaRef(uri=uri, sha256=sha, kind="image", width=w, height=h, layers=layers)
     context.log.info(

@@ -26,7 +26,9 @@ COMMON_CHECKS: dict[str, tuple[str, bool]] = {
         True,
     ),
     CHECK_BRAND: (
-        "every located brand colour's region-mean CIEDE2000 is within quality.brand_delta_e_max; blocks downstream",
+        "every located brand colour's stroke interior (eroded by the anti-aliasing width at the output's size) has "
+        "a mean CIEDE2000 within quality.brand_delta_e_max and, on stills, a per-pixel p95 within "
+        "quality.brand_p95_max (reported per frame on video); blocks downstream",
         True,
     ),
     CHECK_DRIFT: (
@@ -67,32 +69,46 @@ def warn_check(name: str, problems: list[str], ok: str, metadata: dict[str, Any]
 
 
 def brand_check(
-    report: dict[str, dict[str, float]],
+    report: dict[str, dict[str, Any]],
     limit: float,
     *,
+    p95_limit: float | None = None,
+    p95: float | None = None,
+    p95_gated: bool = True,
     frames: int | None = None,
     lost: str = "",
     provider: dict[str, Any] | None = None,
 ) -> CheckOutcome:
-    """Brand colours within ``limit`` where they were measured (``report``: the delivered output). For a provider's
-    output, ``lost`` names the brand regions (or frames) not found in the provider's own pixels, and ``provider``
-    holds what its pixels measured before any correction: the check fails on a lost region, so a restored colour
-    can never stand in for a brand the provider did not make."""
+    """Brand colours within ``limit`` where they were measured (``report``: the delivered output): the stroke
+    interior's mean, and (``p95_limit``) its per-pixel p95 (``p95``, when given: the worst over a clip's frames;
+    ``p95_gated=False`` reports it without failing on it). For a provider's output, ``lost`` names the brand
+    regions (or frames) not found in the provider's own pixels, and ``provider`` holds what its pixels measured
+    before any correction: the check fails on a lost region, so a restored colour can never stand in for a brand
+    the provider did not make."""
     worst = brand.worst(report)
+    worst_p95 = brand.worst_p95(report) if p95 is None else p95
     where = f" over {frames} frames" if frames else ""
+    p95_text = ""
+    if p95_limit is not None:
+        p95_text = f", p95 {worst_p95:.2f} " + (
+            f"(limit {p95_limit})" if p95_gated else f"(reported, not gated here; the stills' limit is {p95_limit})"
+        )
     described = (
-        f"worst brand colour region-mean CIEDE2000{where}: {worst:.2f} (limit {limit})"
+        f"worst brand colour stroke-interior CIEDE2000{where}: mean {worst:.2f} (limit {limit}){p95_text}"
         if report
         else "no brand colour regions located"
     )
     metadata: dict[str, Any] = {"worst_delta_e": worst, "limit": limit, "colours": report}
+    if p95_limit is not None:
+        metadata |= {"worst_p95": worst_p95, "p95_limit": p95_limit, "p95_gated": p95_gated}
     if provider is not None:
         metadata["provider_pixels"] = provider
     if lost:
         metadata["lost"] = lost
+    within = worst <= limit and (p95_limit is None or not p95_gated or worst_p95 <= p95_limit)
     return CheckOutcome(
         CHECK_BRAND,
-        passed=worst <= limit and not lost,
+        passed=within and not lost,
         description=f"{lost}; {described}" if lost else described,
         metadata=metadata,
     )

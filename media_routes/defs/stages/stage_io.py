@@ -109,34 +109,53 @@ class StageIO:
         return brand.Palette.from_dict(self.campaign.spec.palette)
 
     def brand_report(
-        self, image: np.ndarray, labels: np.ndarray | None, *, per_pixel: bool = True
-    ) -> dict[str, dict[str, float]]:
-        return {} if labels is None else brand.measure(image, labels, self.palette, per_pixel=per_pixel)
+        self, image: np.ndarray, labels: np.ndarray | None, *, per_pixel: bool = True, scale: float = 1.0
+    ) -> dict[str, dict[str, Any]]:
+        """``brand.measure`` with the stroke interior eroded by the anti-aliasing width at ``scale`` (the image's
+        content size over the authored canvas)."""
+        if labels is None:
+            return {}
+        return brand.measure(image, labels, self.palette, per_pixel=per_pixel, aa_px=brand.aa_width(scale))
 
     def brand_check(
         self,
         report: dict[str, dict[str, float]],
         *,
         frames: int | None = None,
+        p95: float | None = None,
+        p95_gated: bool = True,
         lock: brand.BrandLock | None = None,
         lost: str = "",
         provider: dict[str, Any] | None = None,
     ) -> CheckOutcome:
-        """The brand check of the delivered output; for a provider's output (``lock`` with a verification, or a
+        """The brand check of the delivered output (``p95``: the worst interior p95 over a clip's frames, where
+        ``report`` is its worst frame's); for a provider's output (``lock`` with a verification, or a
         clip's ``lost`` frames and ``provider`` figures) it also fails where the brand was not in its own pixels."""
         if lock is not None and lock.verification is not None:
             lost = lost or alignment.describe_lost_regions(lock.verification)
             provider = provider or {"before_correction": lock.before, **lock.verification.summary()}
+        q = self.campaign.spec.quality
         return brand_check(
-            report, self.campaign.spec.quality.brand_delta_e_max, frames=frames, lost=lost, provider=provider
+            report,
+            q.brand_delta_e_max,
+            p95_limit=q.brand_p95_max,
+            p95=p95,
+            p95_gated=p95_gated,
+            frames=frames,
+            lost=lost,
+            provider=provider,
         )
 
-    def lock_brand(self, image: np.ndarray, labels: np.ndarray | None, *, hosted: bool = False) -> brand.BrandLock:
+    def lock_brand(
+        self, image: np.ndarray, labels: np.ndarray | None, *, hosted: bool = False, scale: float = 1.0
+    ) -> brand.BrandLock:
         """Restore brand colours where the label map places them; on a provider's output (``hosted``) only in the
-        regions found in its own pixels (``quality.alignment.lock_verified``)."""
+        regions found in its own pixels (``quality.alignment.lock_verified``). ``scale`` is the image's content size
+        over the authored canvas: the stroke interiors are eroded by the anti-aliasing width at that size."""
+        aa_px = brand.aa_width(scale)
         if hosted:
-            return alignment.lock_verified(image, labels, self.palette)
-        return brand.lock(image, labels, self.palette)
+            return alignment.lock_verified(image, labels, self.palette, aa_px=aa_px)
+        return brand.lock(image, labels, self.palette, aa_px=aa_px)
 
     def verify_brand(self, image: np.ndarray, labels: np.ndarray | None) -> brand.BrandLock:
         """A provider's output that is not restored here (inpaint_fix): which brand regions are in its own pixels."""

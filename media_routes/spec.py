@@ -85,6 +85,11 @@ class ImageLayer(_Model):
     height: Annotated[float, Field(gt=0.0, le=2.0)] = 0.5
     shadow: Shadow | None = Shadow()
     subject: bool = True
+    protect: bool = Field(
+        False,
+        description="a product: its colours, as the source asset has them, are held at every stage and frame "
+        "(quality.product_delta_e_max)",
+    )
 
 
 class ShapeLayer(_Model):
@@ -98,6 +103,11 @@ class ShapeLayer(_Model):
     shade: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.0  # vertical light falloff across the shape
     shadow: Shadow | None = None
     subject: bool = False
+    protect: bool = Field(
+        False,
+        description="a product: its colours, as the source asset has them, are held at every stage and frame "
+        "(quality.product_delta_e_max)",
+    )
 
     @model_validator(mode="after")
     def _check_points(self) -> ShapeLayer:
@@ -272,6 +282,11 @@ class Quality(_Model):
         2.0,
         description="max per-pixel p95 CIEDE2000 inside a brand colour's stroke interior (ERROR, blocking): a halo "
         "and an undershoot across a stroke cancel in its mean, not in its p95",
+    )
+    product_delta_e_max: Annotated[float, Field(gt=0, le=20)] = Field(
+        2.0,
+        description="max region-mean CIEDE2000 of each swatch of a protected layer (protect: true) from its colour "
+        "in the source asset (ERROR, blocking)",
     )
     brand_lock: list[str] = Field(
         [], description="palette colours also located by colour in the base (headline and patches always are)"

@@ -95,7 +95,7 @@ def test_headline_set_again_at_the_upscale_keeps_the_strokes_exact() -> None:
         _crop(image, box),
         max(box[2], box[3]) * FACTOR,
         detail=1.0,  # the strongest enhancement the spec allows... and more than the example uses
-        protect=protect_mask(crop_labels),
+        protect=protect_mask(crop_labels, len(palette.names)),
         type_layer=crop_layer,
     )
     assert result.metrics["type_set_at_output"] == "headline"

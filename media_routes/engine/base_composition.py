@@ -226,6 +226,34 @@ def headline_rgb(spec: CampaignSpec) -> tuple[int, int, int] | None:
     return None if hl is None else hex_to_rgb(spec.color(hl.color))
 
 
+def protected_sources(campaign: Campaign) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For each layer marked ``protect`` (a product): its colours as the source has them, placed on the canvas
+    (uint8 sRGB: the cutout resampled into place, or the shape's flat colour), and its visible coverage (uint8: the
+    layer's alpha, less every layer and the headline set over it). No light, tint or shadow is applied: this is
+    the reference the stages hold the product to."""
+    spec = campaign.spec
+    size = spec.scene.canvas_size
+    w, h = size
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for layer in spec.scene.layers:
+        if isinstance(layer, ImageLayer):
+            rgb_lin, alpha, _ = _image_layer(campaign, layer, size) if layer.protect or out else (None, None, None)
+        else:
+            rgb_lin, alpha = _shape_layer(spec, layer, size) if layer.protect or out else (None, None)
+        if alpha is None or rgb_lin is None:
+            continue
+        for name, (rgb, cover) in out.items():  # a later layer hides what it covers
+            out[name] = (rgb, cover * (1.0 - alpha))
+        if layer.protect:
+            if isinstance(layer, ShapeLayer):  # the authored colour, without the shape's shading
+                rgb_lin = np.broadcast_to(srgb_to_linear(_color(spec, layer.color)), (h, w, 3))
+            out[layer.name] = (to_uint8(linear_to_srgb(rgb_lin)), alpha)
+    hl = _headline(campaign, size)
+    return {
+        name: (rgb, to_uint8(cover * (1.0 - hl[0]) if hl is not None else cover)) for name, (rgb, cover) in out.items()
+    }
+
+
 def compose(campaign: Campaign, *, seed: int) -> BaseResult:
     """Render the base composition for a campaign. Deterministic for (spec, seed)."""
     spec = campaign.spec

@@ -237,9 +237,15 @@ def _correct_crop(
     if len(comp_label) == 1:
         return image
     region = (comp > 0).astype(np.uint8)
-    interior = _erode(region, 1)
+    # each colour's own interior, as measure() takes it (colours that touch, e.g. product swatches, do not count
+    # as one region: a piece between two others keeps its edge pixels out of its mean)
+    interior = np.zeros(labels.shape, bool)
+    core = np.zeros(labels.shape, bool)
+    for i in present:
+        interior |= _erode(labels == i, 1)
+        if aa_px > 1:
+            core |= _erode(labels == i, aa_px)
     if aa_px > 1:  # the mean that is moved to the target is the stroke interior's, where it keeps enough pixels
-        core = _erode(region, aa_px)
         n_core = np.bincount(comp[core], minlength=len(comp_label))
         interior = np.where(n_core[comp] >= MIN_REGION_PX // 2, core, interior)
     grown = cv2.dilate(region, np.ones((3, 3), np.uint8))

@@ -120,7 +120,7 @@ def aspect_outpaint(
                 description=f"original {pw}x{ph} pixels at ({x}, {y}) on the canvas are "
                 + ("unchanged" if original_kept else "CHANGED"),
             ),
-            run.brand_check(report, lock=locked),
+            *run.colour_checks(report, lock=locked),
             CheckOutcome(
                 CHECK_SEAM,
                 passed=seam <= seam_limit and seam_grad <= grad_limit,
@@ -132,8 +132,7 @@ def aspect_outpaint(
         ],
         metrics={
             "original_pixels_preserved": original_kept,
-            "brand_before_correction": locked.before,
-            "brand": report,
+            **run.colour_metrics(report, locked.before),
             "drift": handoff.summary,
             "bridge": bridged.info,
             "format": fmt.key,

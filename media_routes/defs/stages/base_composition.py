@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+import numpy as np
 
 from media_routes.defs.providers import ProviderHub
 from media_routes.defs.resources import CampaignCatalog, MediaStore
@@ -12,7 +13,7 @@ from media_routes.defs.stages.stage_io import begin_stage
 from media_routes.engine.base_composition import compose
 from media_routes.hosted.base_composition import compose_hosted
 from media_routes.lib.media import MediaRef
-from media_routes.quality import brand
+from media_routes.quality import brand, product
 from media_routes.stages import BASE_COMPOSITION
 
 CODE_VERSION = "1"
@@ -45,7 +46,11 @@ def base_composition(
     exact = {}
     if headline is not None and headline.color in spec.palette and layout.headline_alpha is not None:
         exact[headline.color] = layout.headline_alpha
-    labels = brand.locate(result.image, run.palette, exact=exact, by_colour=spec.quality.brand_lock)
+    labels = brand.locate(result.image, run.brand_palette, exact=exact, by_colour=spec.quality.brand_lock)
+    # protected product layers: their swatches join the map after the brand colours (quality/product.py)
+    swatch_labels, swatches = run.product_swatches
+    if swatch_labels is not None:
+        labels = product.merge(labels, run.brand_palette, swatch_labels, swatches)[0]
     image, drifted, report, problems = result.image, {}, run.brand_report(result.image, labels), None
     handoff, locked = None, None
     if result.headline_alpha is None:  # a model rendered it: restore brand colours as every later stage does,
@@ -55,6 +60,11 @@ def base_composition(
         # and measure how far the render moved from the blueprint it was given (a render regrades by design:
         # only deep-shadow chroma is gated, the rest is reported)
         handoff = run.handoff(layout.image, image, grade=True)
+    elif swatch_labels is not None:  # the scene's key light and tint fell on the product: hold it to its source
+        n_brand = len(run.brand_palette.names)
+        held = brand.lock(result.image, np.where(labels > n_brand, labels, 0).astype(np.uint8), run.palette)
+        image, drifted, problems = held.image, held.before, held.problems
+        report = run.brand_report(image, labels)
     uri, sha = run.save(image)
     layers = {
         "base": uri,
@@ -75,11 +85,10 @@ def base_composition(
         preview=image,
         metrics={
             **result.metrics,
-            "brand": report,
-            "brand_before_correction": drifted,
+            **run.colour_metrics(report, drifted),
             **({"drift_vs_layout": handoff.summary} if handoff else {}),
         },
-        checks=[run.brand_check(report, lock=locked)],
+        checks=run.colour_checks(report, lock=locked),
         blank_problems=problems,
         drift_check=handoff.check if handoff else None,
         extra=handoff.extra if handoff else {},

@@ -18,6 +18,7 @@ from media_routes.quality.handoff import Handoff
 CHECK_NOT_BLANK = "output_not_blank"
 CHECK_BRAND = "brand_colours_locked"
 CHECK_DRIFT = "handoff_drift"
+CHECK_PRODUCT = "product_colours_held"
 # name -> (description, blocking)
 COMMON_CHECKS: dict[str, tuple[str, bool]] = {
     CHECK_NOT_BLANK: (
@@ -29,6 +30,11 @@ COMMON_CHECKS: dict[str, tuple[str, bool]] = {
         "every located brand colour's stroke interior (eroded by the anti-aliasing width at the output's size) has "
         "a mean CIEDE2000 within quality.brand_delta_e_max and, on stills, a per-pixel p95 within "
         "quality.brand_p95_max (reported per frame on video); blocks downstream",
+        True,
+    ),
+    CHECK_PRODUCT: (
+        "every swatch of a protected layer (protect: true) keeps its source asset's colour: region-mean CIEDE2000 "
+        "within quality.product_delta_e_max, on every frame of a video; blocks downstream",
         True,
     ),
     CHECK_DRIFT: (
@@ -111,6 +117,25 @@ def brand_check(
         passed=within and not lost,
         description=f"{lost}; {described}" if lost else described,
         metadata=metadata,
+    )
+
+
+def product_check(
+    report: dict[str, dict[str, Any]], limit: float, *, frames: int | None = None, worst: float | None = None
+) -> CheckOutcome:
+    """Protected product colours within ``limit`` (``report``: the swatches of the delivered output; ``worst``, when
+    given, the worst region mean over a clip's frames)."""
+    if not report and worst is None:
+        return CheckOutcome(CHECK_PRODUCT, passed=True, description="no protected layer (protect: true) in the frame")
+    value = brand.worst(report) if worst is None else worst
+    where = f" over {frames} frames" if frames else ""
+    swatch = max(report, key=lambda k: brand.worst({k: report[k]}), default="")
+    return CheckOutcome(
+        CHECK_PRODUCT,
+        passed=value <= limit,
+        description=f"worst product swatch region-mean CIEDE2000 from its source colour{where}: {value:.2f} "
+        f"(limit {limit}){f'; {swatch}' if swatch else ''}",
+        metadata={"worst_delta_e": value, "limit": limit, "swatches": report},
     )
 
 

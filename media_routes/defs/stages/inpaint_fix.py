@@ -67,7 +67,7 @@ def inpaint_fix(
         for layer in result.layers:
             if layer.action == "replace":
                 region = layer.alpha == 255
-                found = brand.locate(result.image, run.palette, within=region)
+                found = brand.locate(result.image, run.palette, within=region, by_colour=list(run.brand_palette.names))
                 labels[region] = found[region]
         layers["brand_labels"], _ = run.save(labels, layer=True)
     report = run.brand_report(result.image, labels)
@@ -87,7 +87,7 @@ def inpaint_fix(
             "fixes": fixes_meta,
             "changed_px": int((~unchanged).sum()),
             "outside_mask_identical": outside_identical,
-            "brand": report,
+            **run.colour_metrics(report),
             "drift": handoff.summary,
         },
         drift_check=handoff.check,
@@ -101,6 +101,6 @@ def inpaint_fix(
                 else "pixels outside the fix masks changed",
                 metadata={"changed_px_total": int((~unchanged).sum())},
             ),
-            run.brand_check(report, lock=verified),
+            *run.colour_checks(report, lock=verified),
         ],
     )

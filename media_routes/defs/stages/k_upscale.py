@@ -68,7 +68,7 @@ def k_upscale(
             detail=up.detail,
             skin_guard=up.skin_guard,
             subject_mask=subject_mask,
-            protect=protect_mask(labels_in),
+            protect=protect_mask(labels_in, len(run.brand_palette.names)),
             type_layer=type_layer,
         ),
         lambda hosted: upscale_hosted(hosted, source, target, subject_mask),
@@ -113,14 +113,13 @@ def k_upscale(
         metrics={
             "k_level": up.target,
             **result.metrics,
-            "brand_before_correction": locked.before,
-            "brand": report,
+            **run.colour_metrics(report, locked.before),
             "drift": handoff.summary,
             "bridge": bridged.info,
             "oversharpening": sharp,
         },
         checks=[
-            run.brand_check(report, lock=locked),
+            *run.colour_checks(report, lock=locked),
             CheckOutcome(
                 CHECK_SHARP,
                 passed=sharp["skin_hf_ratio"] <= q.skin_hf_ratio_max
@@ -151,8 +150,12 @@ def headline_type_layer(campaign: Campaign, alpha_in: np.ndarray | None, factor:
     return TypeLayer(alpha_in=alpha_in, alpha_out=alpha_out, rgb=rgb)
 
 
-def protect_mask(labels: np.ndarray | None) -> np.ndarray | None:
-    """Where detail enhancement is left out: every brand region, grown by one pixel (uint8 0/255), or None."""
-    if labels is None or not labels.any():
+def protect_mask(labels: np.ndarray | None, brand_colours: int) -> np.ndarray | None:
+    """Where detail enhancement is left out: every brand colour region (label values 1..``brand_colours``; product
+    swatches after them are sharpened like the rest of the picture), grown by one pixel (uint8 0/255), or None."""
+    if labels is None:
         return None
-    return cv2.dilate((labels > 0).astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
+    regions = (labels > 0) & (labels <= brand_colours)
+    if not regions.any():
+        return None
+    return cv2.dilate(regions.astype(np.uint8) * 255, np.ones((3, 3), np.uint8))

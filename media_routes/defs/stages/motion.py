@@ -18,11 +18,16 @@ from media_routes.engine.motion import CameraMove, decode_frames, encode_mp4, la
 from media_routes.formats import get_format
 from media_routes.hosted.motion import animate_hosted
 from media_routes.lib.media import MediaRef
-from media_routes.quality import brand, drift, gates
+from media_routes.quality import brand, drift, gates, product
 from media_routes.stage_metadata import StageMetadata
 from media_routes.stages import MOTION
 
 CODE_VERSION = "1"
+
+
+def brand_worst(report: dict[str, dict[str, Any]]) -> float:
+    """The worst brand colour of a frame's report (its product swatches are judged apart)."""
+    return brand.worst(product.split(report)[0])
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ def motion(
     keyframes: dict[int, np.ndarray] = {}
     wanted = {1, max(1, n_frames // 2), n_frames}
     limit = run.campaign.spec.quality.brand_delta_e_max
+    product_limit = run.campaign.spec.quality.product_delta_e_max
     # the authored canvas's size in a frame: the still's (outpaint's info; 1 for an older still) times the resize
     scale = float(cast(float, aspect_outpaint.info.get("content_scale", 1.0))) * fmt.video[0] / still.shape[1]
     aa_px = brand.aa_width(scale)
@@ -133,13 +139,17 @@ def motion(
             consistency.add(frame)
             # region means for every frame; per-pixel statistics for the worst frame only (below)
             reports.append(run.brand_report(frame, frame_labels, per_pixel=False, scale=scale))
-            if frame_labels is not None and brand.worst(reports[-1]) > worst_frame[0]:
-                worst_frame = (brand.worst(reports[-1]), frame, frame_labels)
+            if frame_labels is not None and brand_worst(reports[-1]) > worst_frame[0]:
+                worst_frame = (brand_worst(reports[-1]), frame, frame_labels)
         if worst_frame[1] is not None:
-            reports[[brand.worst(r) for r in reports].index(worst_frame[0])] = run.brand_report(
+            reports[[brand_worst(r) for r in reports].index(worst_frame[0])] = run.brand_report(
                 worst_frame[1], worst_frame[2], scale=scale
             )
-        worst = max(map(brand.worst, reports), default=0.0)
+        # the encode's figure, in units of the brand limit: product swatches count at their own limit's scale
+        worst = max(
+            max(map(brand_worst, reports), default=0.0),
+            max((brand.worst(product.split(r)[1]) for r in reports), default=0.0) * limit / product_limit,
+        )
         return Encode(tmp, worst, Measured(stats, frame_stats, consistency.summary(), reports))
 
     # H.264 yuv420p halves chroma resolution: thin brand strokes pick up their surroundings' chroma. The shift is
@@ -153,7 +163,10 @@ def motion(
         enabled=labels is not None,
     )
     if len(worst_by_attempt) > 1:
-        context.log.info(f"chroma pre-compensation: worst brand CIEDE2000 per encode {worst_by_attempt}")
+        context.log.info(
+            "chroma pre-compensation: worst brand CIEDE2000 per encode (product swatches scaled to the brand "
+            f"limit) {worst_by_attempt}"
+        )
     tmp = best.path
     stats, frame_stats, consistency, reports = (
         best.measured.stats,
@@ -175,9 +188,11 @@ def motion(
     drift_check = warn_check(
         CHECK_DRIFT, motion_problems, "frames consistent with each other and with the still", consistency
     )
-    per_frame = [brand.worst(r) for r in reports]
-    per_frame_p95 = [brand.worst_p95(r) for r in reports]
-    worst_report = max(reports, key=brand.worst, default={})
+    per_frame = [brand_worst(r) for r in reports]
+    per_frame_p95 = [brand.worst_p95(product.split(r)[0]) for r in reports]
+    per_frame_product = [brand.worst(product.split(r)[1]) for r in reports]
+    worst_report = max(reports, key=brand_worst, default={})
+    worst_product_report = max(reports, key=lambda r: brand.worst(product.split(r)[1]), default={})
     sha = file_sha256(tmp)
     uri = media_store.put_file(tmp, prefix=run.prefix, ext="mp4", sha256=sha)
     w, h = fmt.video
@@ -204,18 +219,18 @@ def motion(
         inputs={"aspect_outpaint": aspect_outpaint.sha256},
         preview=np.concatenate([keyframes[i] for i in sorted(keyframes)], axis=1),
         blank_problems=frame_stats.problems(),
-        checks=[
-            run.brand_check(
-                worst_report,
-                frames=len(per_frame),
-                p95=brand_frames["interior_p95_max"],
-                # H.264's quantisation spreads a flat brand colour's pixels by 1-2 chroma levels: on the demo the
-                # worst frame's interior p95 is 2.1-2.2 CIEDE2000 (docs/quality.md), so it is reported, not gated
-                p95_gated=False,
-                lost=aligned.describe_lost() if aligned is not None else "",
-                provider=aligned.summary(per_frame=False) if aligned is not None else None,
-            )
-        ],
+        checks=run.colour_checks(
+            # the brand colours of the worst brand frame, the swatches of the worst product frame
+            product.split(worst_report)[0] | product.split(worst_product_report)[1],
+            frames=len(per_frame),
+            p95=brand_frames["interior_p95_max"],
+            # H.264's quantisation spreads a flat brand colour's pixels by 1-2 chroma levels: on the demo the
+            # worst frame's interior p95 is 2.1-2.6 CIEDE2000 (docs/quality.md), so it is reported, not gated
+            p95_gated=False,
+            product_worst=max(per_frame_product, default=0.0) if any(per_frame_product) else None,
+            lost=aligned.describe_lost() if aligned is not None else "",
+            provider=aligned.summary(per_frame=False) if aligned is not None else None,
+        ),
         drift_check=drift_check,
         metrics={
             "camera": m.camera,
@@ -226,7 +241,19 @@ def motion(
             "frames_gate": frame_stats.summary(),
             "drift": {"frames": consistency},
             "brand_per_frame": brand_frames,
-            "brand_worst_frame": worst_report,
+            "brand_worst_frame": product.split(worst_report)[0],
+            **(
+                {
+                    "product_colours_per_frame": {
+                        "max": round(max(per_frame_product), 4),
+                        "mean": round(float(np.mean(per_frame_product)), 4),
+                        "frames_over_limit": sum(v > q.product_delta_e_max for v in per_frame_product),
+                    },
+                    "product_colours_worst_frame": product.split(worst_product_report)[1],
+                }
+                if any(per_frame_product)
+                else {}
+            ),
             "brand_worst_per_encode": [round(v, 4) for v in worst_by_attempt],
             **({"hosted": clip.info} if clip is not None else {}),
             **({"brand_alignment": aligned.summary()} if aligned is not None else {}),

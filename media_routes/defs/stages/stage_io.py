@@ -9,6 +9,7 @@ they return and turns it into metadata.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ from media_routes.defs.stages.checks import (
     handoff_check,
     jsonable,
     not_blank_check,
+    product_check,
 )
 from media_routes.defs.stages.declare import StageConfig
 from media_routes.defs.stages.route_runner import LOCAL_MODEL, RouteDecision, RouteRunner
+from media_routes.engine.base_composition import protected_sources
 from media_routes.lib.imaging import (
     decode_png,
     encode_png,
@@ -39,7 +42,7 @@ from media_routes.lib.imaging import (
     thumbnail_markdown,
 )
 from media_routes.lib.media import MediaRef
-from media_routes.quality import alignment, brand, gates
+from media_routes.quality import alignment, brand, gates, product
 from media_routes.quality.handoff import Bridge, bridge_if_drifted, measure_handoff
 from media_routes.routing.execute import HostedCalls
 from media_routes.routing.profiles import ProfileError
@@ -105,8 +108,63 @@ class StageIO:
         return self.store.put_bytes(data, prefix=prefix, ext="png"), sha256_hex(data)
 
     @property
-    def palette(self) -> brand.Palette:
+    def brand_palette(self) -> brand.Palette:
+        """The spec's palette alone (what the headline and brand patches are located with)."""
         return brand.Palette.from_dict(self.campaign.spec.palette)
+
+    @functools.cached_property
+    def product_swatches(self) -> tuple[np.ndarray | None, brand.Palette]:
+        """The protected layers' swatch map on the authored canvas and their palette (``quality.product``); no map
+        and an empty palette when no layer is protected."""
+        if not any(layer.protect for layer in self.campaign.spec.scene.layers):
+            return None, brand.Palette((), ())
+        return product.swatches(protected_sources(self.campaign))
+
+    @property
+    def palette(self) -> brand.Palette:
+        """The brand colours, then the product swatches: the values of every stage's ``brand_labels`` map."""
+        labels, swatches = self.product_swatches
+        brand_palette = self.brand_palette
+        if labels is None:
+            return brand_palette
+        return product.combine(brand_palette, swatches)
+
+    def colour_checks(
+        self,
+        report: dict[str, dict[str, Any]],
+        *,
+        frames: int | None = None,
+        p95: float | None = None,
+        p95_gated: bool = True,
+        product_worst: float | None = None,
+        lock: brand.BrandLock | None = None,
+        lost: str = "",
+        provider: dict[str, Any] | None = None,
+    ) -> list[CheckOutcome]:
+        """The brand check (on the brand colours of ``report``) and the product check (on its swatches;
+        ``product_worst``: the worst over a clip's frames, where ``report`` is one frame's)."""
+        brand_part, product_part = product.split(report)
+        return [
+            self.brand_check(
+                brand_part, frames=frames, p95=p95, p95_gated=p95_gated, lock=lock, lost=lost, provider=provider
+            ),
+            product_check(
+                product_part, self.campaign.spec.quality.product_delta_e_max, frames=frames, worst=product_worst
+            ),
+        ]
+
+    @staticmethod
+    def colour_metrics(after: dict[str, Any], before: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A stage's colour figures, brand colours and product swatches apart."""
+        brand_after, product_after = product.split(after)
+        out: dict[str, Any] = {"brand": brand_after}
+        if before is not None:
+            out["brand_before_correction"] = product.split(before)[0]
+        if product_after or (before and product.split(before)[1]):
+            out["product_colours"] = product_after
+            if before is not None:
+                out["product_colours_before_correction"] = product.split(before)[1]
+        return out
 
     def brand_report(
         self, image: np.ndarray, labels: np.ndarray | None, *, per_pixel: bool = True, scale: float = 1.0

@@ -544,9 +544,12 @@ def test_hosted_motion_restores_brand_only_where_the_alignment_is_verified(insta
         assert lost, camera
         assert not ok and check.startswith("FAILED: brand region not found in the provider's own pixels"), check
         assert f"at frame(s) {_ranges(lost)} of 24" in check
-        # nothing painted in the lost frames: no more brand yellow than the provider's own (H.264 re-encoding noise)
+        # nothing painted in the lost frames: no more brand yellow than the provider's own, up to H.264 re-encoding
+        # noise at the 5-CIEDE2000 boundary. That noise was under 150 px; the protected sneaker's accent (held at its
+        # source colour 244,216,14, itself within 5 of the brand yellow) doubles the near-yellow area, and with it the
+        # noise (231 measured). A painted frame adds 3,000-6,600 (the verified frames above).
         worst = max(extra[i - 1] for i in lost)
-        assert worst <= 150, (camera, worst, extra)
+        assert worst <= 300, (camera, worst, extra)
 
 
 def _frames(ranges: str) -> list[int]:

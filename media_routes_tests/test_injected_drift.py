@@ -77,7 +77,11 @@ def test_crushed_blue_shadows_at_upscale_are_caught_there_and_bridged(instance, 
     assert bridge["before"]["shadow_chroma_retention"] < 0.6  # detected: blue shadows went flat
     assert bridge["after"]["shadow_chroma_retention"] >= 0.6  # corrected back within tolerance
     assert _row(chain, "k_upscale")["brand_delta_e_max"] <= 1.0
-    assert first_exceeded(chain) is None
+    # every check passes but one WARN: since the sneaker is held at its source colours (protect: true), its brown
+    # leather matches the classical YCrCb skin rule, and the bridge pass raises that "skin"'s high-frequency energy
+    # past the guard's ratio (1.88x against 1.3). A false positive of the skin rule on a product, open on #16
+    failed = {(c["stage"], name) for c in chain for name in c["failed_checks"]}
+    assert failed == {("k_upscale", "not_oversharpened")}, failed
 
 
 def test_hue_shift_at_outpaint_is_caught_there_and_corrected(instance, resources, campaigns_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -217,7 +221,10 @@ def test_an_oversharpening_upscaler_is_caught_at_upscale(instance, resources, mo
         return result
 
     monkeypatch.setattr(stage, "upscale", crunchy)
-    assert _run(instance, resources, "tower", "16x9") == [True, True]  # a WARN does not block
+    # the WARN (skin and halos) does not block; the unsharp mask also rings the headline's strokes, which the
+    # blocking brand check now measures on their interiors (p95 over 2.0), so the still stops at k_upscale
+    assert _run(instance, resources, "tower", "16x9") == [False, False]
     first = first_exceeded(_chain(instance, "tower", "16x9"))
     assert first is not None and first["stage"] == "k_upscale"
-    assert "not_oversharpened" in first["failed_checks"]
+    assert {"not_oversharpened", "brand_colours_locked"} <= set(first["failed_checks"])
+    assert "p95" in first["failed_checks"]["brand_colours_locked"]

@@ -120,7 +120,7 @@ def aspect_outpaint(
                 description=f"original {pw}x{ph} pixels at ({x}, {y}) on the canvas are "
                 + ("unchanged" if original_kept else "CHANGED"),
             ),
-            *run.colour_checks(report, lock=locked),
+            *run.colour_checks(report, lock=locked, p95_gated=run.type_is_ours(k_upscale.layers, locked)),
             CheckOutcome(
                 CHECK_SEAM,
                 passed=seam <= seam_limit and seam_grad <= grad_limit,

@@ -88,7 +88,7 @@ def base_composition(
             **run.colour_metrics(report, drifted),
             **({"drift_vs_layout": handoff.summary} if handoff else {}),
         },
-        checks=run.colour_checks(report, lock=locked),
+        checks=run.colour_checks(report, lock=locked, p95_gated=run.type_is_ours(layers, locked)),
         blank_problems=problems,
         drift_check=handoff.check if handoff else None,
         extra=handoff.extra if handoff else {},

@@ -97,7 +97,9 @@ def brand_check(
     p95_text = ""
     if p95_limit is not None:
         p95_text = f", p95 {worst_p95:.2f} " + (
-            f"(limit {p95_limit})" if p95_gated else f"(reported, not gated here; the stills' limit is {p95_limit})"
+            f"(limit {p95_limit})"
+            if p95_gated
+            else f"(reported, not gated: a provider's or a video frame's pixels; {p95_limit} on the project's own type)"
         )
     described = (
         f"worst brand colour stroke-interior CIEDE2000{where}: mean {worst:.2f} (limit {limit}){p95_text}"

@@ -101,6 +101,6 @@ def inpaint_fix(
                 else "pixels outside the fix masks changed",
                 metadata={"changed_px_total": int((~unchanged).sum())},
             ),
-            *run.colour_checks(report, lock=verified),
+            *run.colour_checks(report, lock=verified, p95_gated=run.type_is_ours(layers, verified)),
         ],
     )

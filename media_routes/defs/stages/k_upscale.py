@@ -119,7 +119,7 @@ def k_upscale(
             "oversharpening": sharp,
         },
         checks=[
-            *run.colour_checks(report, lock=locked),
+            *run.colour_checks(report, lock=locked, p95_gated=run.type_is_ours(layers, locked)),
             CheckOutcome(
                 CHECK_SHARP,
                 passed=sharp["skin_hf_ratio"] <= q.skin_hf_ratio_max

@@ -69,7 +69,7 @@ def lighting_iteration(
         route=routed.decision,
         inputs={"base_composition": base_composition.sha256},
         preview=image,
-        checks=run.colour_checks(report, lock=locked),
+        checks=run.colour_checks(report, lock=locked, p95_gated=run.type_is_ours(ref.layers, locked)),
         blank_problems=locked.problems,
         drift_check=handoff.check,
         metrics={

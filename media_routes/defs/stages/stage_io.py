@@ -153,6 +153,14 @@ class StageIO:
             ),
         ]
 
+    def type_is_ours(self, layers: dict[str, str], lock: brand.BrandLock | None) -> bool:
+        """Whether a still's brand pixels are the project's own, so their interior p95 is gated: the type was set
+        from the font (the base's ``headline`` layer, carried in ``layers``; or the spec has no headline) and this
+        output is not a provider's (``lock`` without a verification). A model's strokes are reported, not gated:
+        the lock moves their mean, it cannot make a provider's uneven strokes even."""
+        set_here = "headline" in layers or self.campaign.spec.scene.headline is None
+        return set_here and (lock is None or lock.verification is None)
+
     @staticmethod
     def colour_metrics(after: dict[str, Any], before: dict[str, Any] | None = None) -> dict[str, Any]:
         """A stage's colour figures, brand colours and product swatches apart."""

@@ -28,8 +28,9 @@ COMMON_CHECKS: dict[str, tuple[str, bool]] = {
     ),
     CHECK_BRAND: (
         "every located brand colour's stroke interior (eroded by the anti-aliasing width at the output's size) has "
-        "a mean CIEDE2000 within quality.brand_delta_e_max and, on stills, a per-pixel p95 within "
-        "quality.brand_p95_max (reported per frame on video); blocks downstream",
+        "a mean CIEDE2000 within quality.brand_delta_e_max and, on stills whose type the project set, a per-pixel "
+        "p95 within quality.brand_p95_max (reported for a provider's output and per frame on video); blocks "
+        "downstream",
         True,
     ),
     CHECK_PRODUCT: (

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -105,9 +105,12 @@ def motion(
     wanted = {1, max(1, n_frames // 2), n_frames}
     limit = run.campaign.spec.quality.brand_delta_e_max
     product_limit = run.campaign.spec.quality.product_delta_e_max
-    # the authored canvas's size in a frame: the still's (outpaint's info; 1 for an older still) times the resize
-    scale = float(cast(float, aspect_outpaint.info.get("content_scale", 1.0))) * fmt.video[0] / still.shape[1]
-    aa_px = brand.aa_width(scale)
+    # Frames are measured, corrected and pre-compensated on the label map eroded by one pixel, not by the
+    # anti-aliasing width of the frame's size (2 px at 1080p) as the stills are: at small sizes (a 2K still's 9x16
+    # clip) that leaves a one-pixel core of each stroke whose 4:2:0 chroma is its neighbours', and the per-frame
+    # pre-compensation diverged on it (1.16 -> 1.38 -> 1.67 CIEDE2000). docs/quality.md has the 2-px figures.
+    scale = 1.0
+    aa_px = 1
 
     def corrected(it: Iterator[np.ndarray], palettes: list[brand.Palette]) -> Iterator[np.ndarray]:
         """Restore brand colours per frame (``brand.restore_frames``), log progress, keep first/middle/last frames

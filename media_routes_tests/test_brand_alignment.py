@@ -231,3 +231,40 @@ def test_trusting_the_warp_would_have_painted_ghosts_in_the_lost_frames(motion: 
     naive = list(brand.restore_frames(clip.frames(), clip.labels(labels), [PALETTE] * N))  # the warp trusted
     ghost = sum(int(_painted(provider[i - 1], naive[i - 1]).sum()) for i in lost)
     assert ghost > 1000, ghost
+
+
+def _regions_over_the_whole_window(labels: np.ndarray, link_px: int) -> list[tuple[int, int, int, bytes]]:
+    """The reference: every label dilated over the whole brand window (what brand_regions did before it cropped
+    each label to its own box), as (label, x0, y0, piece bytes + shape)."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * link_px + 1, 2 * link_px + 1))
+    x, y, bw, bh = cv2.boundingRect((labels > 0).astype(np.uint8))
+    x0, y0 = max(0, x - link_px), max(0, y - link_px)
+    window = labels[y0 : y + bh + link_px, x0 : x + bw + link_px]
+    out = []
+    for value in (int(v) for v in np.flatnonzero(np.bincount(window.ravel())) if v > 0):
+        mask = window == value
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(mask.astype(np.uint8), kernel), connectivity=8)
+        for c in range(1, n):
+            cx, cy, cw, ch = (int(v) for v in stats[c, :4])
+            piece = mask[cy : cy + ch, cx : cx + cw] & (comp[cy : cy + ch, cx : cx + cw] == c)
+            if piece.any():
+                out.append((value, x0 + cx, y0 + cy, piece.tobytes() + bytes(piece.shape)))
+    return out
+
+
+def test_regions_are_those_of_a_dilation_over_the_whole_window() -> None:
+    """Cropping each label to its own box before the link dilation changes nothing: same regions, same order."""
+    rng = np.random.default_rng(7)
+    for _ in range(25):
+        h, w = (int(v) for v in rng.integers(120, 700, 2))
+        labels = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(1, 6))):
+            value, y, x = int(rng.integers(1, 5)), int(rng.integers(0, h - 40)), int(rng.integers(0, w - 120))
+            block = rng.random((int(rng.integers(3, 40)), int(rng.integers(3, 120)))) < 0.4
+            labels[y : y + block.shape[0], x : x + block.shape[1]][block] = value
+        link = int(rng.integers(1, 12))
+        got = [
+            (r.label, r.x0, r.y0, r.piece.tobytes() + bytes(r.piece.shape))
+            for r in alignment.brand_regions(labels, link_px=link)
+        ]
+        assert got == _regions_over_the_whole_window(labels, link)

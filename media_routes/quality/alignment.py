@@ -173,14 +173,19 @@ def brand_regions(labels: np.ndarray, *, link_px: int | None = None) -> list[Reg
         return out
     x0, y0 = max(0, x - link_px), max(0, y - link_px)
     window = labels[y0 : min(h, y + bh + link_px), x0 : min(w, x + bw + link_px)]  # work around the brand only
+    wh, ww = window.shape
     for value in (int(v) for v in np.flatnonzero(np.bincount(window.ravel())) if v > 0):
-        mask = window == value
+        # each label's own box (plus the link distance) is all its dilation can reach: the same components in the
+        # same (raster) order as over the whole window, for a fraction of the work when the labels lie apart
+        lx, ly, lw, lh = cv2.boundingRect((window == value).astype(np.uint8))
+        bx0, by0 = max(0, lx - link_px), max(0, ly - link_px)
+        mask = window[by0 : min(wh, ly + lh + link_px), bx0 : min(ww, lx + lw + link_px)] == value
         n, comp, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(mask.astype(np.uint8), kernel), connectivity=8)
         for c in range(1, n):
             cx, cy, cw, ch = (int(v) for v in stats[c, :4])
             piece = mask[cy : cy + ch, cx : cx + cw] & (comp[cy : cy + ch, cx : cx + cw] == c)
             if piece.any():
-                out.append(Region(value, x0 + cx, y0 + cy, piece))
+                out.append(Region(value, x0 + bx0 + cx, y0 + by0 + cy, piece))
     return out
 
 

@@ -11,6 +11,7 @@ import dagster as dg
 from dagster_aws.s3 import S3PickleIOManager
 
 from media_routes import settings
+from media_routes.defs import environment
 from media_routes.defs.automation import automation_sensor, with_automation
 from media_routes.defs.campaign_specs import SPEC_SLICE_ASSETS
 from media_routes.defs.jobs import JOBS
@@ -35,17 +36,20 @@ class Resources(TypedDict):
 def build_resources(
     *, campaigns_dir: str | None = None, media_root: str | None = None, state_dir: str | None = None
 ) -> Resources:
-    """Resources for the local environment. Production backends (S3, Postgres) plug in here.
+    """Resources for the environment ``MEDIA_ROUTES_ENV`` names (:mod:`media_routes.defs.environment`: local,
+    rehearsal or production): the one place where backends (local files or S3, SQLite or PostgreSQL) are chosen.
 
     Hosted providers read their keys and base URLs from the environment (``dg.EnvVar``); without keys
     every hosted route is rejected by the router and the profiles fall back to the local engine.
     """
+    env = environment.current()  # MEDIA_ROUTES_ENV: local / rehearsal / production, checked here, once
+    store = environment.media_store_kind(env)
     resources: Resources = {
         "campaigns": CampaignCatalog(campaigns_dir=campaigns_dir or str(settings.campaigns_dir())),
-        "media_store": media_store_from_env(media_root or str(settings.media_root())),
-        "providers": provider_hub_from_env(state_dir or _state_dir_beside(media_root)),
+        "media_store": media_store_from_env(media_root or str(settings.media_root()), store),
+        "providers": provider_hub_from_env(state_dir or _state_dir_beside(media_root), environment=env.name),
     }
-    io_manager = io_manager_from_env()  # stage outputs on S3 beside the media, so any machine's run loads them
+    io_manager = io_manager_from_env(store)  # stage outputs on S3 beside the media, so any machine's run loads them
     if io_manager is not None:
         resources["io_manager"] = io_manager
     return resources

@@ -9,12 +9,12 @@ import logging
 import pickle
 import random
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import av
@@ -42,7 +42,7 @@ from media_routes.providers.gemini import (
     VeoClient,
     parse_retry_after,
 )
-from media_routes.providers.retry import ConcurrencyLimiter, backoff_delay, call_with_retries
+from media_routes.providers.retry import backoff_delay, call_with_retries
 from media_routes.testing.stubs.google_stub import (
     API_KEY_INVALID_BODY,
     DRAFT_IMAGE_SIZE,
@@ -514,60 +514,40 @@ def test_call_with_retries_unit_behaviour() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# concurrency limiter
+# concurrency: the machine-wide provider slots
 # --------------------------------------------------------------------------------------------------------
 
 
-def test_limiter_never_exceeds_its_limit() -> None:
-    limit, workers = 3, 12
-    limiter = ConcurrencyLimiter(limit)
-    barrier = threading.Barrier(limit, timeout=5)  # forces groups of exactly `limit` holders to coexist
-    lock = threading.Lock()
-    active = peak = 0
+def test_provider_slots_bound_concurrent_requests_to_the_provider(tmp_path: Path) -> None:
+    """The machine-wide slots (the limit every paid call takes in ``routing/execute.py``, beside its Dagster pool)
+    keep the provider from seeing more requests at once than the limit, across threads."""
+    from media_routes.providers.slots import ProviderSlots
 
-    def work() -> None:
-        nonlocal active, peak
-        with limiter:
-            with lock:
-                active += 1
-                peak = max(peak, active)
-            barrier.wait()
-            time.sleep(0.002)
-            with lock:
-                active -= 1
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [pool.submit(work) for _ in range(workers)]:
-            future.result()
-    assert peak == limit and limiter.peak == limit
-    assert limiter.active == 0 and limiter.total == workers
-
-
-def test_limiter_timeout_and_misuse() -> None:
-    limiter = ConcurrencyLimiter(1)
-    assert limiter.acquire()
-    assert not limiter.acquire(timeout=0.01)
-    limiter.release()
-    with pytest.raises(ValueError):
-        limiter.release()
-    with pytest.raises(ValueError):
-        ConcurrencyLimiter(0)
-
-
-def test_limiter_bounds_concurrent_requests_to_the_provider() -> None:
-    def burst(limiter: ConcurrencyLimiter | None) -> int:
+    def burst(limit: int | None) -> int:
         with GoogleStub(api_key=KEY) as server:
             server.fail_next("slow", 8, route="generateContent", delay_s=0.15)
-            with GeminiImageClient(KEY, base_url=server.url, limiter=limiter) as client:
+            with GeminiImageClient(KEY, base_url=server.url) as client:
+
+                def one(i: int) -> int:
+                    if limit is None:
+                        return generate(client, f"shot {i}").width
+                    with ProviderSlots(tmp_path / "slots", "google", limit):
+                        return generate(client, f"shot {i}").width
+
                 with ThreadPoolExecutor(max_workers=8) as pool:
-                    widths = list(pool.map(lambda i: generate(client, f"shot {i}").width, range(8)))
+                    widths = list(pool.map(one, range(8)))
             assert widths == [1024] * 8
             return server.peak_in_flight
 
-    assert burst(None) > 2  # control: without a limiter the stub sees more than two requests at once
-    limiter = ConcurrencyLimiter(2)
-    assert burst(limiter) <= 2
-    assert limiter.peak == 2 and limiter.total == 8
+    assert burst(None) > 2  # control: without the slots the stub sees more than two requests at once
+    assert burst(2) == 2
+
+
+def test_provider_slots_refuse_a_limit_below_one(tmp_path: Path) -> None:
+    from media_routes.providers.slots import ProviderSlots
+
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        ProviderSlots(tmp_path, "google", 0)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def test_put_bytes_is_content_addressed_and_never_overwrites(tmp_path: Path) -> 
     mtime = pa.stat().st_mtime_ns
     assert store.put_bytes(a, prefix="inpaint_fix/c1", ext="png") == uri_a
     assert pa.stat().st_mtime_ns == mtime  # identical content: not rewritten
-    assert not [p for p in tmp_path.rglob(".tmp-*")]  # no temporary files left behind
+    assert sorted(p.name for p in pa.parent.iterdir()) == sorted([pa.name, pb.name])  # no temporary files left
 
 
 def test_put_file_moves_a_finished_file_in(tmp_path: Path) -> None:

@@ -45,23 +45,28 @@ this is logged when the holder finds out at unlock.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import logging
 import os
-import tempfile
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
 from media_routes.credits import sqlite as _sqlite
+from media_routes.lib.object_store import (
+    DEFAULT_WRITE_BUDGET_S,
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
+    s3_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -297,108 +302,80 @@ class PgAdvisoryKeyLocks(KeyLocks):
 # -- result bytes ---------------------------------------------------------------------------------------------
 
 
-class BlobStore(ABC):
-    """Write-once bytes per call key at ``<key[:2]>/<key>`` (that relative name is what the index records)."""
+class BlobStore:
+    """Write-once bytes per call key at ``<key[:2]>/<key>`` (that relative name is what the index records), in an
+    :class:`~media_routes.lib.object_store.ObjectStore`: the same write-once store (and write rules) as the media.
+    """
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
 
     @staticmethod
     def name(key: str) -> str:
         return f"{key[:2]}/{key}"
 
-    @abstractmethod
     def read(self, key: str) -> bytes | None:
         """The stored bytes, or None when nothing is stored under ``key``."""
+        return self.objects.get(self.name(key))
 
-    @abstractmethod
-    def exists(self, key: str) -> bool: ...
+    def exists(self, key: str) -> bool:
+        return self.objects.exists(self.name(key))
 
-    @abstractmethod
     def write_once(self, key: str, data: bytes) -> None:
         """Store durably; an existing blob is never overwritten (the first stored result wins)."""
+        self.objects.put(self.name(key), data)
 
-    @abstractmethod
     def created(self, key: str) -> str:
         """When the stored blob was written (ISO-8601 UTC), for repairing a lost index row."""
+        return self.objects.modified(self.name(key)).isoformat(timespec="microseconds")
 
-    @abstractmethod
-    def uri(self, key: str) -> str: ...
+    def uri(self, key: str) -> str:
+        return self.objects.uri(self.name(key))
 
-    @abstractmethod
-    def beside(self, name: str) -> BlobStore:
+    def beside(self, name: str) -> Self:
         """A store of the same kind next to this one's blobs, under ``name`` (kept answers live there)."""
+        twin = copy.copy(self)  # results sit in two-hex-digit folders: no name clash
+        twin.objects = self.objects.under(name)
+        return twin
 
-    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key``'s blob if there is one (only for blobs that are no longer needed: a kept answer whose
         result is stored)."""
+        self.objects.delete(self.name(key))
 
     def local_path(self, key: str) -> Path | None:
-        return None
+        return self.objects.local_path(self.name(key))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.objects!r})"
 
 
 class LocalBlobStore(BlobStore):
-    """Files under ``root``: temp file, fsync, hard link into place (never overwrites), fsync the directory."""
+    """Files under ``root`` (:class:`~media_routes.lib.object_store.LocalObjectStore`: temp file, fsync, hard link
+    into place, never overwriting, fsync the directory)."""
+
+    objects: LocalObjectStore
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        super().__init__(LocalObjectStore(root))
+
+    @property
+    def root(self) -> Path:
+        return self.objects.root
 
     def local_path(self, key: str) -> Path:
-        return self.root / key[:2] / key
-
-    def read(self, key: str) -> bytes | None:
-        try:
-            return self.local_path(key).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def exists(self, key: str) -> bool:
-        return self.local_path(key).exists()
-
-    def write_once(self, key: str, data: bytes) -> None:
-        path = self.local_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp_name, path)  # never overwrites an existing result
-            except FileExistsError:
-                pass  # only reachable if someone bypassed the lock; the first stored result wins
-        finally:
-            os.unlink(tmp_name)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-    def created(self, key: str) -> str:
-        return datetime.fromtimestamp(self.local_path(key).stat().st_mtime, UTC).isoformat(timespec="microseconds")
-
-    def uri(self, key: str) -> str:
-        return self.local_path(key).resolve().as_uri()
-
-    def beside(self, name: str) -> LocalBlobStore:
-        return LocalBlobStore(self.root / name)  # results sit in two-hex-digit folders: no name clash
-
-    def delete(self, key: str) -> None:
-        self.local_path(key).unlink(missing_ok=True)
-
-
-_MISSING_CODES = ("404", "NoSuchKey", "NotFound")
+        return self.objects.local_path(self.name(key))
 
 
 class S3BlobStore(BlobStore):
-    """Objects ``s3://bucket/<prefix>/<key[:2]>/<key>`` (boto3); written once: ``head_object`` before ``put_object``.
+    """Objects ``s3://bucket/<prefix>/<key[:2]>/<key>`` (:class:`~media_routes.lib.object_store.S3ObjectStore`):
+    written once, ``head_object`` before ``put_object``; transient write failures retried for ``write_budget_s``.
 
     The check-then-put is race-free because the writer holds the key's lock (the cache only writes under it).
-    A write that meets an unreachable endpoint or a 5xx is retried with backoff for up to ``write_budget_s``
-    beyond boto3's own retries: the bytes are usually a result just paid for, and losing them to a blip of the
-    object store would mean paying again. Refusals (403, a missing bucket) raise at once.
     """
+
+    objects: S3ObjectStore
 
     def __init__(
         self,
@@ -408,106 +385,39 @@ class S3BlobStore(BlobStore):
         endpoint_url: str | None = None,
         region: str | None = None,
         client: Any = None,
-        write_budget_s: float = 120.0,
+        write_budget_s: float = DEFAULT_WRITE_BUDGET_S,
     ) -> None:
         if not bucket:
             raise ValueError("S3BlobStore needs a bucket")
-        self.write_budget_s = write_budget_s
         parts = [p for p in prefix.split("/") if p]
         if any(p in (".", "..") for p in parts):
             raise ValueError(f"invalid call cache prefix {prefix!r}")
-        self.bucket = bucket
-        self.prefix = "/".join(parts)
         self.endpoint_url = endpoint_url
         self.region = region
-        self._client = client
-        self._client_lock = threading.Lock()
+        super().__init__(
+            S3ObjectStore(
+                bucket,
+                "/".join(parts),
+                client=client,
+                make_client=lambda: s3_client(endpoint_url, region),
+                write_budget_s=write_budget_s,
+            )
+        )
+
+    @property
+    def bucket(self) -> str:
+        return self.objects.bucket
+
+    @property
+    def prefix(self) -> str:
+        return self.objects.prefix
 
     @property
     def client(self) -> Any:
-        with self._client_lock:  # boto3 clients are thread-safe once made; making one is not
-            if self._client is None:
-                import boto3
-                from botocore.config import Config
-
-                self._client = boto3.session.Session().client(
-                    "s3",
-                    endpoint_url=self.endpoint_url,
-                    region_name=self.region,
-                    config=Config(retries={"max_attempts": 5, "mode": "standard"}),
-                )
-            return self._client
+        return self.objects.client
 
     def object_key(self, key: str) -> str:
-        return "/".join([p for p in (self.prefix, key[:2], key) if p])
-
-    def _head(self, key: str) -> dict[str, Any] | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
-                return None
-            raise
-
-    def read(self, key: str) -> bytes | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
-                return None
-            raise
-
-    def exists(self, key: str) -> bool:
-        return self._head(key) is not None
-
-    def write_once(self, key: str, data: bytes) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        deadline = time.monotonic() + self.write_budget_s
-        delay = 0.5
-        while True:
-            try:
-                if self._head(key) is None:  # an existing object is never overwritten
-                    self.client.put_object(Bucket=self.bucket, Key=self.object_key(key), Body=data)
-                return
-            except (BotoCoreError, ClientError) as exc:
-                status = (
-                    exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                    if isinstance(exc, ClientError)
-                    else 0
-                )
-                transient = isinstance(exc, BotoCoreError) or status >= 500
-                if not transient or time.monotonic() + delay > deadline:
-                    raise
-                log.warning("call cache: storing %s failed (%s); retrying in %.1f s", self.uri(key), exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    def created(self, key: str) -> str:
-        head = self._head(key)
-        if head is None:
-            raise FileNotFoundError(self.uri(key))
-        return head["LastModified"].astimezone(UTC).isoformat(timespec="microseconds")
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self.object_key(key)}"
-
-    def beside(self, name: str) -> S3BlobStore:
-        return S3BlobStore(
-            self.bucket,
-            "/".join(p for p in (self.prefix, name) if p),
-            endpoint_url=self.endpoint_url,
-            region=self.region,
-            client=self._client,
-            write_budget_s=self.write_budget_s,
-        )
-
-    def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))  # S3: deleting nothing succeeds
+        return self.objects.key(self.name(key))
 
 
 def blob_store(

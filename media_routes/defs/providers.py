@@ -97,6 +97,7 @@ class ProviderHub(dg.ConfigurableResource):
     fal: FalResource
     kling: KlingResource
     state_dir: str
+    environment: str = "local"  # $MEDIA_ROUTES_ENV, the named environment the location loaded (defs/environment.py)
     prices_path: str = str(DEFAULT_PRICES)
     max_attempts: int = 4
     retry_base_delay_s: float = 1.0
@@ -177,8 +178,9 @@ def _env_or(name: str, default: str) -> str:
     return dg.EnvVar(name) if os.environ.get(name, "").strip() else default
 
 
-def provider_hub_from_env(state_dir: str) -> ProviderHub:
+def provider_hub_from_env(state_dir: str, *, environment: str = "local") -> ProviderHub:
     return ProviderHub(
+        environment=environment,
         gemini=GeminiResource(
             api_key=_env(gemini.ENV_API_KEY), base_url=_env_or(gemini.ENV_BASE_URL, gemini.DEFAULT_BASE_URL)
         ),

@@ -1,19 +1,19 @@
 """Resources: the media store (pluggable backend) and the campaign catalog.
 
-The media store is abstract, with a local-filesystem implementation here; an S3 implementation
-(dagster-aws) plugs in by subclassing :class:`MediaStore` without touching the stages.
+The media store is abstract, with a local-filesystem implementation here; the S3 implementation
+(dagster-aws, :mod:`media_routes.defs.s3_store`) plugs in by subclassing :class:`MediaStore` without touching
+the stages. Both write through :mod:`media_routes.lib.object_store`.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import dagster as dg
 
 from media_routes.lib.imaging import sha256_hex
+from media_routes.lib.object_store import LocalObjectStore, ObjectStore
 from media_routes.spec import SLUG_RE, SPEC_FILENAME, Campaign, SpecError, load_campaign
 
 
@@ -21,16 +21,33 @@ class MediaStore(dg.ConfigurableResource, ABC):
     """Content-addressed, write-once media storage.
 
     Keys look like ``<stage>/<campaign>[/<format>]/<sha256>.<ext>``: a new materialization never
-    overwrites an earlier one, so lineage can always open older outputs.
+    overwrites an earlier one, so lineage can always open older outputs. The bytes live in an
+    :class:`~media_routes.lib.object_store.ObjectStore` (local files or S3), the same write-once store
+    the call cache keeps its results in.
     """
 
     @abstractmethod
+    def objects(self) -> ObjectStore:
+        """The object store the media are written to."""
+
+    @staticmethod
+    def media_name(prefix: str, sha: str, ext: str) -> str:
+        parts = [p for p in prefix.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise ValueError(f"invalid media prefix {prefix!r}")
+        return "/".join([*parts, f"{sha}.{ext}"])
+
     def put_bytes(self, data: bytes, *, prefix: str, ext: str) -> str:
         """Store ``data`` under ``prefix`` and return its URI (idempotent for identical content)."""
+        store, name = self.objects(), self.media_name(prefix, sha256_hex(data), ext)
+        store.put(name, data)  # same content, same name: an existing file is left alone
+        return store.uri(name)
 
-    @abstractmethod
     def put_file(self, path: Path, *, prefix: str, ext: str, sha256: str | None = None) -> str:
         """Move a finished local file into the store and return its URI."""
+        store, name = self.objects(), self.media_name(prefix, sha256 or file_sha256(path), ext)
+        store.put_file(name, path)
+        return store.uri(name)
 
     @abstractmethod
     def read_bytes(self, uri: str) -> bytes: ...
@@ -55,45 +72,16 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 class LocalMediaStore(MediaStore):
-    """Media on the local filesystem under ``root``; writes are atomic (temp file + rename)."""
+    """Media on the local filesystem under ``root``: written to a temporary file, fsynced, hard-linked into
+    place (never replacing a file), folder fsynced (:class:`~media_routes.lib.object_store.LocalObjectStore`)."""
 
     root: str
 
     def _root(self) -> Path:
         return Path(self.root).expanduser().resolve()
 
-    def _target(self, prefix: str, sha: str, ext: str) -> Path:
-        parts = [p for p in prefix.split("/") if p]
-        if any(p in (".", "..") for p in parts):
-            raise ValueError(f"invalid media prefix {prefix!r}")
-        return self._root().joinpath(*parts, f"{sha}.{ext}")
-
-    def put_bytes(self, data: bytes, *, prefix: str, ext: str) -> str:
-        sha = sha256_hex(data)
-        target = self._target(prefix, sha, ext)
-        if not target.exists():  # same content, same name: never rewrite
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=f".{ext}")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        return target.as_uri()
-
-    def put_file(self, path: Path, *, prefix: str, ext: str, sha256: str | None = None) -> str:
-        sha = sha256 or file_sha256(path)
-        target = self._target(prefix, sha, ext)
-        if target.exists():
-            Path(path).unlink(missing_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)  # scratch_dir is on the same filesystem: atomic
-        return target.as_uri()
+    def objects(self) -> LocalObjectStore:
+        return LocalObjectStore(self._root())
 
     def read_bytes(self, uri: str) -> bytes:
         path = self.local_path(uri)

@@ -46,7 +46,6 @@ from media_routes.providers.errors import (
 from media_routes.providers.gemini import parse_retry_after
 from media_routes.providers.http import HttpProviderClient, origin_of
 from media_routes.providers.poll import poll_until_done
-from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +258,6 @@ class FalQueueClient(HttpProviderClient):
         job_timeout_s: float = 600.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        limiter: ConcurrencyLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
@@ -271,9 +269,7 @@ class FalQueueClient(HttpProviderClient):
         self.job_timeout_s = job_timeout_s
         self._sleep = sleep
         self._clock = clock
-        super().__init__(
-            timeout=timeout, trusted_urls=(self.queue_url, self.base_url), limiter=limiter, transport=transport
-        )
+        super().__init__(timeout=timeout, trusted_urls=(self.queue_url, self.base_url), transport=transport)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Self:

@@ -44,7 +44,6 @@ from media_routes.providers.errors import (
 )
 from media_routes.providers.http import HttpProviderClient
 from media_routes.providers.poll import poll_until_done
-from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +262,6 @@ class _GoogleClient(HttpProviderClient):
         base_url: str = DEFAULT_BASE_URL,
         api_version: str = DEFAULT_API_VERSION,
         timeout: httpx.Timeout | float,
-        limiter: ConcurrencyLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
@@ -273,7 +271,7 @@ class _GoogleClient(HttpProviderClient):
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
-        super().__init__(timeout=timeout, trusted_urls=(self.base_url,), limiter=limiter, transport=transport)
+        super().__init__(timeout=timeout, trusted_urls=(self.base_url,), transport=transport)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
@@ -387,12 +385,9 @@ class GeminiImageClient(_GoogleClient):
         base_url: str = DEFAULT_BASE_URL,
         api_version: str = DEFAULT_API_VERSION,
         timeout: httpx.Timeout | float = DEFAULT_IMAGE_TIMEOUT,
-        limiter: ConcurrencyLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(
-            api_key, base_url=base_url, api_version=api_version, timeout=timeout, limiter=limiter, transport=transport
-        )
+        super().__init__(api_key, base_url=base_url, api_version=api_version, timeout=timeout, transport=transport)
 
     def generate(
         self,
@@ -577,12 +572,9 @@ class VeoClient(_GoogleClient):
         base_url: str = DEFAULT_BASE_URL,
         api_version: str = DEFAULT_API_VERSION,
         timeout: httpx.Timeout | float = DEFAULT_VIDEO_TIMEOUT,
-        limiter: ConcurrencyLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(
-            api_key, base_url=base_url, api_version=api_version, timeout=timeout, limiter=limiter, transport=transport
-        )
+        super().__init__(api_key, base_url=base_url, api_version=api_version, timeout=timeout, transport=transport)
 
     def start(
         self,

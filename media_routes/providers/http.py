@@ -1,15 +1,14 @@
 """The httpx plumbing the hosted-provider adapters share (:mod:`.gemini`, :mod:`.fal`, :mod:`.kling`).
 
 :class:`HttpProviderClient` owns one ``httpx.Client`` (explicit timeouts, no automatic redirects, so a
-credential never follows one), ``close()`` / ``with``, the set of origins that may receive credentials,
-the optional :class:`ConcurrencyLimiter` and :meth:`HttpProviderClient._request`, which maps httpx
+credential never follows one), ``close()`` / ``with``, the set of origins that may receive credentials
+and :meth:`HttpProviderClient._request`, which maps httpx
 timeouts to :class:`ProviderTimeout` and transport failures to :class:`ServerError`. Auth headers, error
 mapping and response parsing stay in each provider's module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -22,7 +21,6 @@ import httpx
 
 from media_routes.providers import receipts
 from media_routes.providers.errors import AuthError, ProviderTimeout, ServerError
-from media_routes.providers.retry import ConcurrencyLimiter
 
 USER_AGENT = "media-routes/0.1 httpx"
 
@@ -51,11 +49,9 @@ class HttpProviderClient:
         *,
         timeout: httpx.Timeout | float,
         trusted_urls: Iterable[str],
-        limiter: ConcurrencyLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._trusted_origins = frozenset(origin_of(url) for url in trusted_urls)
-        self._limiter = limiter
         self._http = httpx.Client(
             timeout=timeout,
             follow_redirects=False,  # redirects are followed by hand so credentials never leave trusted origins
@@ -101,9 +97,6 @@ class HttpProviderClient:
         """True when ``url`` is on one of the origins that may receive credentials."""
         return origin_of(url) in self._trusted_origins
 
-    def _limit(self) -> contextlib.AbstractContextManager[object]:
-        return self._limiter if self._limiter is not None else contextlib.nullcontext()
-
     def _redact(self, text: str) -> str:
         """``text`` with the client's secrets removed (subclasses holding secrets override this)."""
         return text
@@ -120,7 +113,7 @@ class HttpProviderClient:
         billable: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One request under the limiter; ``kwargs`` go to ``httpx.Client.request``, ``where`` prefixes errors.
+        """One request; ``kwargs`` go to ``httpx.Client.request``, ``where`` prefixes errors.
 
         ``billable``: the request makes the provider generate (and bill) something. Its 2xx answer is reported as a
         :class:`~media_routes.providers.receipts.Receipt` before the caller parses it, and so is a read timeout
@@ -147,8 +140,7 @@ class HttpProviderClient:
             )
         started = time.perf_counter()
         try:
-            with self._limit():
-                response = self._http.request(method, url, headers=headers, **kwargs)
+            response = self._http.request(method, url, headers=headers, **kwargs)
         except httpx.TimeoutException as exc:
             sent = isinstance(exc, httpx.ReadTimeout)  # connect/pool/write timeouts: nothing reached the provider
             if billable and sent:

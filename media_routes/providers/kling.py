@@ -48,7 +48,6 @@ from media_routes.providers.errors import (
 )
 from media_routes.providers.http import HttpProviderClient
 from media_routes.providers.poll import poll_until_done
-from media_routes.providers.retry import ConcurrencyLimiter
 
 log = logging.getLogger(__name__)
 
@@ -355,14 +354,13 @@ class KlingClient(HttpProviderClient):
         download_timeout: httpx.Timeout | float = DEFAULT_DOWNLOAD_TIMEOUT,
         clock: Callable[[], float] = time.time,
         refresh_margin_s: float = DEFAULT_REFRESH_MARGIN_S,
-        limiter: ConcurrencyLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.signer = KlingTokenSigner(access_key, secret_key, clock=clock, refresh_margin_s=refresh_margin_s)
         self.base_url = base_url.rstrip("/")
         self._download_timeout = download_timeout
         # API calls are never redirected (the token must not follow one); downloads opt in per request
-        super().__init__(timeout=timeout, trusted_urls=(self.base_url,), limiter=limiter, transport=transport)
+        super().__init__(timeout=timeout, trusted_urls=(self.base_url,), transport=transport)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Self:

@@ -1,4 +1,8 @@
-"""Retry policy for provider calls and a client-side concurrency limiter.
+"""Retry policy for provider calls.
+
+Concurrency is not limited here: a paid call's limits are the Dagster provider pool and the machine-wide
+:class:`~media_routes.providers.slots.ProviderSlots`, both taken in one place
+(:meth:`media_routes.routing.execute` ``paid()``; docs/routing.md, "Concurrency").
 
 ``call_with_retries`` retries only errors marked ``retryable`` (rate limits, 5xx, timeouts) with
 exponential backoff and full jitter, never waits less than a rate limit's ``retry_after``, and gives
@@ -14,10 +18,8 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import TypeVar
 
 from media_routes.providers.errors import ProviderError, RateLimited
@@ -90,67 +92,3 @@ def call_with_retries(
             if on_retry is not None:
                 on_retry(err, attempt, delay)
             sleep(delay)
-
-
-class ConcurrencyLimiter:
-    """At most ``limit`` concurrent holders across threads; records the peak for tests and benchmarks.
-
-    Use as a context manager (``with limiter: ...``) around each provider request.
-    """
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        self.limit = limit
-        self._semaphore = threading.BoundedSemaphore(limit)
-        self._lock = threading.Lock()
-        self._active = 0
-        self._peak = 0
-        self._total = 0
-
-    @property
-    def active(self) -> int:
-        """Holders right now."""
-        with self._lock:
-            return self._active
-
-    @property
-    def peak(self) -> int:
-        """Largest number of simultaneous holders seen so far."""
-        with self._lock:
-            return self._peak
-
-    @property
-    def total(self) -> int:
-        """Number of acquisitions so far."""
-        with self._lock:
-            return self._total
-
-    def acquire(self, timeout: float | None = None) -> bool:
-        """Take a slot; with ``timeout``, give up after that many seconds and return False."""
-        if not self._semaphore.acquire(timeout=timeout):
-            return False
-        with self._lock:
-            self._active += 1
-            self._total += 1
-            self._peak = max(self._peak, self._active)
-        return True
-
-    def release(self) -> None:
-        with self._lock:
-            if self._active == 0:
-                raise ValueError("release() without acquire()")
-            self._active -= 1
-        self._semaphore.release()
-
-    def __enter__(self) -> ConcurrencyLimiter:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()

@@ -456,6 +456,7 @@ def topology(root: Path) -> Iterator[Topology]:
             "DAGSTER_PG_DB": PG_DB,
             "DAGSTER_LOG_BUCKET": LOG_BUCKET,
             "DAGSTER_DISABLE_TELEMETRY": "1",
+            "MEDIA_ROUTES_ENV": "rehearsal",  # media_routes/defs/environment.py checks the shared backends are set
             "MEDIA_ROUTES_MEDIA_STORE": "s3",
             "MEDIA_ROUTES_S3_BUCKET": BUCKET,
             "MEDIA_ROUTES_S3_PREFIX": "media",

@@ -25,6 +25,7 @@ import dagster as dg
 import httpx
 
 from media_routes.testing import rehearsal
+from media_routes.testing.daemon import ENV_LOOP_S as DAEMON_LOOP_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -110,6 +111,7 @@ def local_deployment(root: Path, *, daemon: bool = True) -> Iterator[Deployment]
             "DAGSTER_DISABLE_TELEMETRY": "1",
             "PYTHONUNBUFFERED": "1",
             "MEDIA_ROUTES_SENSOR_INTERVAL_S": "5",  # sensor and automation ticks every 5 s, not 30 (settings.py)
+            DAEMON_LOOP_ENV: "5",  # the backfill daemon loops every 5 s, not Dagster's fixed 30 (testing/daemon.py)
         },
     )
     with dep.instance():  # create and stamp the SQLite storage once: webserver and daemon starting on an empty
@@ -117,7 +119,7 @@ def local_deployment(root: Path, *, daemon: bool = True) -> Iterator[Deployment]
     workspace = str(REPO / "workspace.yaml")
     commands = [[str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace]]
     if daemon:
-        commands.append([str(BIN / "dagster-daemon"), "run", "-w", workspace])
+        commands.append([sys.executable, "-m", "media_routes.testing.daemon", "run", "-w", workspace])
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for cmd in commands:

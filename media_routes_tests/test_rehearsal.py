@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.deployment, pytest.mark.timeout(1800)]
 def test_rehearsal_of_the_production_topology(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     require_postgres()
     monkeypatch.setenv("MEDIA_ROUTES_SENSOR_INTERVAL_S", "5")  # the folder sensor registers campaigns within 5 s
+    monkeypatch.setenv("MEDIA_ROUTES_DAEMON_LOOP_S", "5")  # the backfill daemon loops every 5 s (testing/daemon.py)
     report = rehearsal.rehearse(tmp_path / "rehearsal", campaigns=3)
     print(report)
     assert report["runs"] == 3  # one run per campaign partition

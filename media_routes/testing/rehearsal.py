@@ -67,6 +67,7 @@ import yaml
 from media_routes.settings import REPO_ROOT as REPO
 from media_routes.stages import CAMPAIGN_STAGES
 from media_routes.testing.campaigns import FAST, write_campaign
+from media_routes.testing.daemon import ENV_LOOP_S as DAEMON_LOOP_ENV
 from media_routes.testing.stubs.google_stub import GoogleStub
 
 BIN = Path(sys.executable).parent
@@ -468,6 +469,8 @@ def topology(root: Path) -> Iterator[Topology]:
             "MEDIA_ROUTES_MEDIA_ROOT": str(root / "media-cache"),
             "MEDIA_ROUTES_AUTOMATION": "stopped",  # runs come from the backfills only
             "MEDIA_ROUTES_SENSOR_INTERVAL_S": os.environ.get("MEDIA_ROUTES_SENSOR_INTERVAL_S", "30"),  # tests: 5
+            # the backfill daemon's loop (media_routes/testing/daemon.py): Dagster's 30 s unless a test shortens it
+            DAEMON_LOOP_ENV: os.environ.get(DAEMON_LOOP_ENV, ""),
             "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "rehearsal",
             "AWS_SECRET_ACCESS_KEY": "rehearsal",
@@ -517,7 +520,10 @@ def topology(root: Path) -> Iterator[Topology]:
                 env,
             ),
             "daemon": Service(
-                "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], logs / "daemon.log", env
+                "daemon",
+                [sys.executable, "-m", "media_routes.testing.daemon", "run", "-w", str(workspace)],
+                logs / "daemon.log",
+                env,
             ),
         }
         for svc in services.values():

@@ -10,6 +10,8 @@ local engine); Veo faults run ``motion`` on high-drama (Veo, then Kling, then lo
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.integration
 BASE = "google/gemini-3-pro-image-preview"
 VEO = "google/veo-3.1-generate-preview"
 KLING = "kling/kling-v2-5-turbo"
+VEO_GROUP = pytest.mark.xdist_group("paid_faults_veo")  # one worker renders the template once for them all
 
 
 @pytest.fixture
@@ -54,8 +57,13 @@ def stubs() -> Iterator[tuple[GoogleStub, FalStub, KlingStub]]:
 def hosted(tmp_path: Path, stubs: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     for name, value in KEYS.items():
         monkeypatch.setenv(name, value)
+    (tmp_path / "campaigns").mkdir()
+    return _hosted(tmp_path, stubs)
+
+
+def _hosted(tmp_path: Path, stubs: Any) -> dict[str, Any]:
+    """Resources for the campaigns, media and credits under ``tmp_path``, the providers on ``stubs`` (keys set)."""
     root = tmp_path / "campaigns"
-    root.mkdir()
     resources: dict[str, Any] = build_resources(campaigns_dir=str(root), media_root=str(tmp_path / "media"))
     google = stubs[0]
     hub = _hub(stubs, tmp_path / "credits")
@@ -279,9 +287,11 @@ def test_a_step_retry_continues_the_send_count(instance, hosted, stubs, monkeypa
 # --------------------------------------------------------------------------------------------------------
 
 
-def test_veo_faults_send_once_and_account(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+@VEO_GROUP
+def test_veo_faults_send_once_and_account(veo_shoe, stubs) -> None:  # type: ignore[no-untyped-def]
     google, _, kling = stubs
-    part = _motion_on_veo(instance, hosted)
+    instance, hosted = veo_shoe
+    part = VEO_PART
     submits = lambda: google.calls("predictLongRunning")  # noqa: E731
 
     # an operation that ends with an error (rpc 13) after it started: booked, not resubmitted, not re-routed
@@ -314,21 +324,65 @@ def test_veo_faults_send_once_and_account(instance, hosted, stubs) -> None:  # t
     assert summary.success and submits() - before == 2 and kling.calls("create") - kling_before == 1
 
 
-def _motion_on_veo(instance: dg.DagsterInstance, hosted: dict[str, Any], motion_route: str | None = None) -> str:
-    """noir-sneaker with stages 1-5 on the local engine, materialized; motion on high-drama (Veo first) or on
-    ``motion_route``. Returns its partition."""
+def _write_veo_spec(campaigns: Path, motion_route: str | None = None) -> None:
+    """noir-sneaker with stages 1-5 on the local engine; motion on high-drama (Veo first) or on ``motion_route``."""
     local = {s: "local" for s in CAMPAIGN_STAGES} | {"aspect_outpaint": "local"}
     if motion_route is not None:
         local["motion"] = motion_route
     write_campaign(
-        hosted["root"], "noir-sneaker", "shoe", formats=["9x16"], route={"profile": "high-drama", **local},
+        campaigns, "noir-sneaker", "shoe", formats=["9x16"], route={"profile": "high-drama", **local},
         motion={"duration_s": 4.0, "fps": 3, "camera": "push_in", "strength": 0.1},
     )  # fmt: skip
-    register_campaigns(instance, ["shoe"])
-    assert materialize_stages(instance, hosted["resources"], list(CAMPAIGN_STAGES), "shoe").success
-    part = str(campaign_format_key("shoe", "9x16"))
-    assert materialize_stages(instance, hosted["resources"], ["aspect_outpaint"], part).success
-    return part
+
+
+VEO_PART = str(campaign_format_key("shoe", "9x16"))
+
+
+@pytest.fixture(scope="module")
+def veo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stages 1-5 of the Veo spec, rendered once per module on the local engine (no provider is called: the stubs
+    here only fill the resources), in an on-disk instance the tests copy."""
+    root = tmp_path_factory.mktemp("veo-template")
+    (root / "campaigns").mkdir()
+    (root / "instance").mkdir()
+    _write_veo_spec(root / "campaigns")
+    with (
+        GoogleStub(api_key=KEYS["GEMINI_API_KEY"]) as google,
+        FalStub(api_key=KEYS["FAL_KEY"]) as fal,
+        KlingStub(access_key=KEYS["KLING_ACCESS_KEY"], secret_key=KEYS["KLING_SECRET_KEY"]) as kling,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        for name, value in KEYS.items():
+            mp.setenv(name, value)
+        resources = _hosted(root, (google, fal, kling))["resources"]
+        with dg.instance_for_test(temp_dir=str(root / "instance"), set_dagster_home=False) as instance:
+            register_campaigns(instance, ["shoe"])
+            assert materialize_stages(instance, resources, list(CAMPAIGN_STAGES), "shoe").success
+            assert materialize_stages(instance, resources, ["aspect_outpaint"], VEO_PART).success
+        assert google.calls() == fal.calls() == kling.calls() == 0
+    return root
+
+
+@pytest.fixture
+def veo_shoe(
+    veo_template: Path, tmp_path: Path, stubs: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[dg.DagsterInstance, dict[str, Any]]]:
+    """A fresh instance, media store and credits state holding a copy of :func:`veo_template` (stages 1-5 made, as
+    if this test had rendered them), with the providers on this test's stubs: the motion stage is next."""
+    for name, value in KEYS.items():
+        monkeypatch.setenv(name, value)
+    for folder in ("instance", "campaigns", "credits"):
+        if (veo_template / folder).exists():
+            shutil.copytree(veo_template / folder, tmp_path / folder)
+    shutil.copytree(veo_template / "media", tmp_path / "media", copy_function=os.link)  # write-once files
+    with dg.instance_for_test(temp_dir=str(tmp_path / "instance")) as instance:
+        yield instance, _hosted(tmp_path, stubs)
+
+
+def _motion_on(hosted: dict[str, Any], motion_route: str) -> None:
+    """Route the copied spec's motion to ``motion_route`` (stages 1-5 stay as made)."""
+    shutil.rmtree(hosted["root"] / "shoe")
+    _write_veo_spec(hosted["root"], motion_route)
 
 
 def _google_rows(hub: Any) -> list[tuple[str, bool, str]]:
@@ -338,12 +392,14 @@ def _google_rows(hub: Any) -> list[tuple[str, bool, str]]:
     return [(str(i), bool(b), str(o)) for i, b, o in zip(rows["id"], rows["billed"], rows["outcome"], strict=True)]
 
 
-def test_a_veo_job_that_outlived_its_poll_is_resumed_not_resubmitted(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+@VEO_GROUP
+def test_a_veo_job_that_outlived_its_poll_is_resumed_not_resubmitted(veo_shoe, stubs) -> None:  # type: ignore[no-untyped-def]
     """A poll that times out leaves a job the provider finishes and bills. The run fails without falling back to
     another route (that would pay twice), saying the job is kept; the next run waits on that job and fetches its
     video: 1 submission, 1 billed answer, 1 ledger row, across both runs."""
     google, _, kling = stubs
-    part = _motion_on_veo(instance, hosted)
+    instance, hosted = veo_shoe
+    part = VEO_PART
     hub = hosted["resources"]["providers"]
     impatient = ProviderHub(
         gemini=GeminiResource(
@@ -383,10 +439,13 @@ def test_a_veo_job_that_outlived_its_poll_is_resumed_not_resubmitted(instance, h
     assert job.state == "stored"
 
 
-def test_a_kling_task_that_outlived_its_poll_is_resumed_not_resubmitted(instance, hosted, stubs) -> None:  # type: ignore[no-untyped-def]
+@VEO_GROUP
+def test_a_kling_task_that_outlived_its_poll_is_resumed_not_resubmitted(veo_shoe, stubs) -> None:  # type: ignore[no-untyped-def]
     """The same for a Kling task (motion routed to Kling): kept, waited on by the next run, billed once."""
     google, _, kling = stubs
-    part = _motion_on_veo(instance, hosted, motion_route=KLING)
+    instance, hosted = veo_shoe
+    part = VEO_PART
+    _motion_on(hosted, KLING)
     hub = hosted["resources"]["providers"]
     impatient = ProviderHub(
         gemini=hub.gemini,
@@ -497,15 +556,17 @@ def _job_keys(hub: Any) -> set[str]:
         return {r[0] for r in conn.execute("SELECT call_key FROM call_jobs").fetchall()}
 
 
+@VEO_GROUP
 @pytest.mark.parametrize("failed_downloads", [2, 4])
 def test_a_finished_veo_video_whose_download_failed_is_fetched_again_not_paid_again(  # type: ignore[no-untyped-def]
-    instance, hosted, stubs, failed_downloads: int
+    veo_shoe, stubs, failed_downloads: int
 ) -> None:
     """The job finished (billed) and its download failed: the same run fetches it again (2 failures, then it comes),
     or, once the run's 4 sends are spent (4 failures), the next run does. Never a second job, never a second billed
     row, and no other route paid meanwhile."""
     google, _, kling = stubs
-    part = _motion_on_veo(instance, hosted)
+    instance, hosted = veo_shoe
+    part = VEO_PART
     hub = hosted["resources"]["providers"]
     google.fail_next("server_error", failed_downloads, route="download")
     summary = materialize_stages(instance, hosted["resources"], ["motion"], part, raise_on_error=False)

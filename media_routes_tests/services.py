@@ -117,13 +117,14 @@ def local_deployment(root: Path, *, daemon: bool = True) -> Iterator[Deployment]
     with dep.instance():  # create and stamp the SQLite storage once: webserver and daemon starting on an empty
         pass  # DAGSTER_HOME at once can both stamp it ("alembic_version has more than one head")
     workspace = str(REPO / "workspace.yaml")
-    commands = [[str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace]]
+    webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace]
+    commands = {"dagster-webserver": webserver}  # name of its log file -> command
     if daemon:
-        commands.append([sys.executable, "-m", "media_routes.testing.daemon", "run", "-w", workspace])
+        commands["dagster-daemon"] = [sys.executable, "-m", "media_routes.testing.daemon", "run", "-w", workspace]
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        for cmd in commands:
-            log = open(logs / f"{Path(cmd[0]).name}.log", "wb")  # noqa: SIM115 - closed with the process
+        for name, cmd in commands.items():
+            log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
             procs.append(
                 subprocess.Popen(
                     cmd, cwd=REPO, env=dep.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -31,7 +31,8 @@ def main() -> int:
             )
         controller.DEFAULT_DAEMON_INTERVAL_SECONDS = int(value)  # read by the backfill loop when it starts
     sys.argv[0] = "dagster-daemon"
-    return int(daemon_main() or 0)
+    daemon_main()  # click exits the process itself (SystemExit with the command's status)
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,6 @@ DEFAULT_WRITE_BUDGET_S = 120.0
 # boto3's standard retry mode with 10 attempts backs off for up to about a minute (capped exponential, full
 # jitter) inside one call; the write budget above comes on top of it for writes.
 S3_MAX_ATTEMPTS = 10
-
-T = TypeVar("T")
 
 
 def check_name(name: str) -> str:
@@ -128,10 +126,8 @@ class LocalObjectStore(ObjectStore):
             with open(source, "rb") as fh:  # a work file (an encoder's output) may not be on disk yet
                 os.fsync(fh.fileno())
             try:
-                return self._link(source, target)
-            except OSError as exc:  # another filesystem (EXDEV) or one without hard links: copy, then link
-                if isinstance(exc, FileExistsError):
-                    raise
+                return self._link(source, target)  # an existing name is caught inside: False
+            except OSError:  # another filesystem (EXDEV) or one without hard links: copy, then link
                 return self.put(name, source.read_bytes())
         finally:
             source.unlink(missing_ok=True)
@@ -229,7 +225,7 @@ class S3ObjectStore(ObjectStore):
                 return None
             raise
 
-    def _write(self, name: str, send: Callable[[], T]) -> bool:
+    def _write(self, name: str, send: Callable[[], object]) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
         deadline = time.monotonic() + self.write_budget_s

@@ -149,6 +149,9 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.asarray(y, dtype=np.float32)
 
 
+_F = np.float32
+
+
 @lru_cache(maxsize=1)
 def _srgb_decoding_lut() -> np.ndarray:
     """The sRGB decoding of all 256 code values, computed once by colour-science."""
@@ -156,29 +159,87 @@ def _srgb_decoding_lut() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
+def _srgb_code_bounds() -> np.ndarray:
+    """The linear values at which the 8-bit sRGB code steps up, by colour-science's sRGB decoding: code ``k`` holds
+    the linear values from ``bounds[k] = eotf((k - 0.5) / 255)`` up to ``bounds[k + 1]`` (-inf and +inf at the
+    ends, so out-of-gamut values clip). A linear value's rounded 8-bit code is the ``k`` whose interval holds it."""
+    inner = colour.models.eotf_sRGB((np.arange(255, dtype=np.float64) + 0.5) / 255.0)
+    return np.concatenate([[-np.inf], np.asarray(inner, np.float64), [np.inf]])
+
+
+def linear_to_srgb_u8(linear: np.ndarray) -> np.ndarray:
+    """Linear sRGB -> 8-bit sRGB codes, rounded and clipped: the sRGB encoding (IEC 61966-2-1) in float32 gives a
+    code within one of the right one, and the code intervals of :func:`_srgb_code_bounds` settle it, so the result
+    is the code whose interval holds the value, as colour-science's encoding followed by rounding gives."""
+    lin = np.asarray(linear, _F)
+    enc = np.where(
+        lin <= _F(0.0031308),
+        lin * _F(12.92),
+        _F(1.055) * np.power(np.maximum(lin, _F(0.0031308)), _F(1 / 2.4)) - _F(0.055),
+    )
+    code = np.clip(np.rint(enc * _F(255.0)), 0, 255).astype(np.int16)
+    bounds = _srgb_code_bounds()
+    code += (lin >= bounds[code + 1]).astype(np.int16) - (lin < bounds[code]).astype(np.int16)
+    return code.astype(np.uint8)
+
+
+@lru_cache(maxsize=1)
 def _srgb_to_xyz_matrix() -> np.ndarray:
     return np.asarray(colour.RGB_COLOURSPACES["sRGB"].matrix_RGB_to_XYZ, dtype=np.float32)
 
 
-def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
-    """sRGB -> CIE L*a*b* (D65), float32, via colour-science.
+@lru_cache(maxsize=1)
+def _xyz_to_srgb_matrix() -> np.ndarray:
+    return np.asarray(colour.RGB_COLOURSPACES["sRGB"].matrix_XYZ_to_RGB, dtype=np.float32)
 
-    8-bit input goes through a 256-entry table of colour-science's sRGB decoding and the sRGB
-    colourspace matrix (the same conversion as ``colour.RGB_to_XYZ(..., "sRGB")``, without
-    re-evaluating the transfer function per pixel); anything else takes the general path.
+
+@lru_cache(maxsize=1)
+def _d65_white() -> np.ndarray:
+    """The reference white of colour-science's ``XYZ_to_Lab`` / ``Lab_to_XYZ`` defaults (CIE 1931 2 degree D65)."""
+    xy = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"]
+    return np.asarray(colour.xyY_to_XYZ(colour.xy_to_xyY(xy)), dtype=np.float32)
+
+
+_LAB_EPSILON = _F((24 / 116) ** 3)  # colour-science's CIE 1976 lightness function: cube root above, linear below
+_LAB_SLOPE = _F(841 / 108)
+_LAB_OFFSET = _F(16 / 116)
+
+
+def xyz_to_lab(xyz: np.ndarray) -> np.ndarray:
+    """CIE XYZ (Y of white = 1) -> CIE L*a*b* (D65), float32: colour-science's ``XYZ_to_Lab`` (CIE 1976, its
+    constants and reference white) evaluated in float32."""
+    t = np.asarray(xyz, _F) / _d65_white()
+    f = np.where(t > _LAB_EPSILON, np.cbrt(t), t * _LAB_SLOPE + _LAB_OFFSET)
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+    return np.stack([_F(116.0) * fy - _F(16.0), _F(500.0) * (fx - fy), _F(200.0) * (fy - fz)], axis=-1)
+
+
+def lab_to_xyz(lab: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* (D65) -> CIE XYZ, float32: colour-science's ``Lab_to_XYZ`` evaluated in float32."""
+    lab = np.asarray(lab, _F)
+    fy = (lab[..., 0] + _F(16.0)) / _F(116.0)
+    f = np.stack([fy + lab[..., 1] / _F(500.0), fy, fy - lab[..., 2] / _F(200.0)], axis=-1)
+    return np.where(f > _F(24 / 116), f * f * f, (f - _LAB_OFFSET) / _LAB_SLOPE) * _d65_white()
+
+
+def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
+    """sRGB -> CIE L*a*b* (D65), float32.
+
+    8-bit input goes through a 256-entry table of colour-science's sRGB decoding, the sRGB colourspace matrix
+    and :func:`xyz_to_lab` (the same conversion as ``colour.XYZ_to_Lab(colour.RGB_to_XYZ(..., "sRGB"))`` in
+    float32: within 1e-3 of it, ``test_colour_paths.py``); anything else takes colour-science's general path.
     """
     rgb = np.asarray(image_u8)[..., :3]
     if rgb.dtype == np.uint8:
-        xyz = _srgb_decoding_lut()[rgb] @ _srgb_to_xyz_matrix().T
-    else:
-        xyz = colour.RGB_to_XYZ(to_float(rgb), "sRGB", apply_cctf_decoding=True)
+        return xyz_to_lab(_srgb_decoding_lut()[rgb] @ _srgb_to_xyz_matrix().T)
+    xyz = colour.RGB_to_XYZ(to_float(rgb), "sRGB", apply_cctf_decoding=True)
     return np.asarray(colour.XYZ_to_Lab(xyz), dtype=np.float32)
 
 
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """CIE L*a*b* (D65) -> uint8 sRGB via colour-science."""
-    rgb = colour.XYZ_to_RGB(colour.Lab_to_XYZ(lab), "sRGB", apply_cctf_encoding=True)
-    return to_uint8(np.asarray(rgb, dtype=np.float32))
+    """CIE L*a*b* (D65) -> uint8 sRGB: :func:`lab_to_xyz`, the sRGB colourspace matrix, then each linear value's
+    8-bit code (:func:`linear_to_srgb_u8`). Out-of-gamut values clip to 0 and 255."""
+    return linear_to_srgb_u8(lab_to_xyz(lab) @ _xyz_to_srgb_matrix().T)
 
 
 def hex_to_rgb(value: str) -> tuple[int, int, int]:

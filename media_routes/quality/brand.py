@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
+from scipy.ndimage import find_objects
 
 from media_routes.lib.imaging import lab_to_srgb, srgb_to_lab
 from media_routes.quality.delta_e import delta_e00, hex_to_lab
@@ -130,8 +131,34 @@ def _erode(mask: np.ndarray, px: int) -> np.ndarray:
     return cv2.erode(mask.astype(np.uint8), np.ones((2 * px + 1, 2 * px + 1), np.uint8)) > 0
 
 
-def _interior(labels: np.ndarray, i: int) -> np.ndarray:
-    return _erode(labels == i, 1)
+def connected_pieces(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``cv2.connectedComponentsWithStats`` (8-connected) numbering the pieces in raster order of their first pixel
+    (Wu's scan-order algorithm), so the numbering of a mask does not depend on how much empty margin surrounds it:
+    a label's pieces come out the same from its bounding box as from the whole frame."""
+    return cv2.connectedComponentsWithStatsWithAlgorithm(mask.astype(np.uint8), 8, cv2.CV_32S, cv2.CCL_WU)
+
+
+def label_boxes(labels: np.ndarray, *, pad: int) -> list[tuple[int, tuple[slice, slice]]]:
+    """``(label, box)`` for every label present in ``labels``, in increasing order: ``box`` is the label's bounding
+    box grown by ``pad`` pixels (clipped to the map). A morphology of radius <= ``pad`` on ``labels[box] == label``
+    gives exactly what it gives on the whole map (every pixel within reach of the label is inside the box, and
+    the box meets the map's border only where the map does), at the cost of the box instead of the frame."""
+    h, w = labels.shape[:2]
+    out = []
+    for index, found in enumerate(find_objects(labels), start=1):
+        if found is None:
+            continue
+        rows, cols = found
+        out.append(
+            (
+                index,
+                (
+                    slice(max(0, rows.start - pad), min(h, rows.stop + pad)),
+                    slice(max(0, cols.start - pad), min(w, cols.stop + pad)),
+                ),
+            )
+        )
+    return out
 
 
 def measure(
@@ -143,20 +170,19 @@ def measure(
     out: dict[str, dict[str, Any]] = {}
     if labels.shape != image.shape[:2]:
         raise ValueError(f"label map {labels.shape} does not match image {image.shape[:2]}")
-    present = [int(i) for i in np.flatnonzero(np.bincount(labels.ravel())) if i > 0]
-    if not present:
-        return out
     targets = palette.lab()
-    for i in present:
-        inside = _interior(labels, int(i))
+    for i, box in label_boxes(labels, pad=max(1, aa_px)):
+        own = labels[box] == i
+        inside = _erode(own, 1)
         if inside.sum() < MIN_REGION_PX:
             continue
-        core = _erode(labels == i, aa_px) if aa_px > 1 else inside
+        core = _erode(own, aa_px) if aa_px > 1 else inside
         fallback = int(core.sum()) < MIN_REGION_PX
         if fallback:
             core = inside
-        lab = srgb_to_lab(image[inside][None, ...])[0].astype(np.float64)
-        core_lab = lab if core is inside else srgb_to_lab(image[core][None, ...])[0].astype(np.float64)
+        crop = image[box]
+        lab = srgb_to_lab(crop[inside][None, ...])[0].astype(np.float64)
+        core_lab = lab if core is inside else srgb_to_lab(crop[core][None, ...])[0].astype(np.float64)
         target = targets[i - 1]
         core_px = delta_e00(core_lab, target[None, :])
         entry: dict[str, Any] = {
@@ -223,17 +249,17 @@ def correct(
 def _correct_crop(
     image: np.ndarray, labels: np.ndarray, palette: Palette, passes: int, tolerance: float, aa_px: int = 1
 ) -> np.ndarray:
-    present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel())) if v > 0]
+    boxes = label_boxes(labels, pad=max(1, aa_px))
     comp = np.zeros(labels.shape, np.int32)  # global connected-component id, 0 = none
     comp_label: list[int] = [0]
-    for i in present:
-        n, c, stats, _ = cv2.connectedComponentsWithStats((labels == i).astype(np.uint8), connectivity=8)
+    for i, box in boxes:
+        n, c, stats, _ = connected_pieces(labels[box] == i)
         keep = np.zeros(n, np.int32)
         for k in range(1, n):
             if stats[k, cv2.CC_STAT_AREA] >= MIN_REGION_PX:
                 comp_label.append(i)
                 keep[k] = len(comp_label) - 1
-        comp = np.where(c > 0, keep[c], comp)
+        comp[box] = np.where(c > 0, keep[c], comp[box])
     if len(comp_label) == 1:
         return image
     region = (comp > 0).astype(np.uint8)
@@ -241,10 +267,11 @@ def _correct_crop(
     # as one region: a piece between two others keeps its edge pixels out of its mean)
     interior = np.zeros(labels.shape, bool)
     core = np.zeros(labels.shape, bool)
-    for i in present:
-        interior |= _erode(labels == i, 1)
+    for i, box in boxes:
+        own = labels[box] == i
+        interior[box] |= _erode(own, 1)
         if aa_px > 1:
-            core |= _erode(labels == i, aa_px)
+            core[box] |= _erode(own, aa_px)
     if aa_px > 1:  # the mean that is moved to the target is the stroke interior's, where it keeps enough pixels
         n_core = np.bincount(comp[core], minlength=len(comp_label))
         interior = np.where(n_core[comp] >= MIN_REGION_PX // 2, core, interior)

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import colour
+import cv2
 import numpy as np
 from PIL import Image, ImageCms
 
@@ -205,21 +206,58 @@ _LAB_SLOPE = _F(841 / 108)
 _LAB_OFFSET = _F(16 / 116)
 
 
+def _affine(values: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``values @ matrix[:, :3].T + matrix[:, 3]`` over the last axis (3 channels), float32, through
+    ``cv2.transform`` (one pass over the pixels instead of numpy's product, sum and broadcasts)."""
+    v = np.ascontiguousarray(values, _F)
+    if v.size == 0:
+        return np.empty(v.shape, _F)
+    return cv2.transform(v.reshape(-1, 1, 3), np.ascontiguousarray(matrix, _F)).reshape(v.shape)
+
+
+# f(X/Xn), f(Y/Yn), f(Z/Zn) -> L*, a*, b* and back (CIE 1976), with their offsets in the fourth column
+_F_TO_LAB = np.array([[0, 116, 0, -16], [500, -500, 0, 0], [0, 200, -200, 0]], _F)
+_LAB_TO_F = np.array([[1 / 116, 1 / 500, 0, 16 / 116], [1 / 116, 0, 0, 16 / 116], [1 / 116, 0, -1 / 200, 16 / 116]], _F)
+
+
+def _lightness_f(t: np.ndarray) -> np.ndarray:
+    """The CIE 1976 lightness function of colour-science, in place on ``t`` (float32): cube root above
+    ``(24/116)^3``, linear below."""
+    low = t <= _LAB_EPSILON
+    f = np.power(t, _F(1 / 3))
+    if low.any():
+        f[low] = t[low] * _LAB_SLOPE + _LAB_OFFSET
+    return f
+
+
+def _lightness_f_inverse(f: np.ndarray) -> np.ndarray:
+    low = f <= _F(24 / 116)
+    t = f * f * f
+    if low.any():
+        t[low] = (f[low] - _LAB_OFFSET) / _LAB_SLOPE
+    return t
+
+
 def xyz_to_lab(xyz: np.ndarray) -> np.ndarray:
     """CIE XYZ (Y of white = 1) -> CIE L*a*b* (D65), float32: colour-science's ``XYZ_to_Lab`` (CIE 1976, its
     constants and reference white) evaluated in float32."""
-    t = np.asarray(xyz, _F) / _d65_white()
-    f = np.where(t > _LAB_EPSILON, np.cbrt(t), t * _LAB_SLOPE + _LAB_OFFSET)
-    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
-    return np.stack([_F(116.0) * fy - _F(16.0), _F(500.0) * (fx - fy), _F(200.0) * (fy - fz)], axis=-1)
+    return _affine(_lightness_f(np.asarray(xyz, _F) / _d65_white()), _F_TO_LAB)
 
 
 def lab_to_xyz(lab: np.ndarray) -> np.ndarray:
     """CIE L*a*b* (D65) -> CIE XYZ, float32: colour-science's ``Lab_to_XYZ`` evaluated in float32."""
-    lab = np.asarray(lab, _F)
-    fy = (lab[..., 0] + _F(16.0)) / _F(116.0)
-    f = np.stack([fy + lab[..., 1] / _F(500.0), fy, fy - lab[..., 2] / _F(200.0)], axis=-1)
-    return np.where(f > _F(24 / 116), f * f * f, (f - _LAB_OFFSET) / _LAB_SLOPE) * _d65_white()
+    return _lightness_f_inverse(_affine(lab, _LAB_TO_F)) * _d65_white()
+
+
+@lru_cache(maxsize=1)
+def _linear_srgb_to_t() -> np.ndarray:
+    """Linear sRGB -> XYZ / white (the sRGB matrix with the D65 white divided out)."""
+    return _srgb_to_xyz_matrix() / _d65_white()[:, None]
+
+
+@lru_cache(maxsize=1)
+def _t_to_linear_srgb() -> np.ndarray:
+    return _xyz_to_srgb_matrix() * _d65_white()[None, :]
 
 
 def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
@@ -231,7 +269,7 @@ def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
     """
     rgb = np.asarray(image_u8)[..., :3]
     if rgb.dtype == np.uint8:
-        return xyz_to_lab(_srgb_decoding_lut()[rgb] @ _srgb_to_xyz_matrix().T)
+        return _affine(_lightness_f(_affine(_srgb_decoding_lut()[rgb], _linear_srgb_to_t())), _F_TO_LAB)
     xyz = colour.RGB_to_XYZ(to_float(rgb), "sRGB", apply_cctf_decoding=True)
     return np.asarray(colour.XYZ_to_Lab(xyz), dtype=np.float32)
 
@@ -239,7 +277,7 @@ def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
     """CIE L*a*b* (D65) -> uint8 sRGB: :func:`lab_to_xyz`, the sRGB colourspace matrix, then each linear value's
     8-bit code (:func:`linear_to_srgb_u8`). Out-of-gamut values clip to 0 and 255."""
-    return linear_to_srgb_u8(lab_to_xyz(lab) @ _xyz_to_srgb_matrix().T)
+    return linear_to_srgb_u8(_affine(_lightness_f_inverse(_affine(lab, _LAB_TO_F)), _t_to_linear_srgb()))
 
 
 def hex_to_rgb(value: str) -> tuple[int, int, int]:

@@ -285,19 +285,22 @@ def _correct_crop(
     inner = interior[touched]
     targets = palette.correction_lab()[np.array(comp_label[1:]) - 1]  # per component id 1..K
     n_comp = len(comp_label)
-    counts = np.bincount(ids[inner], minlength=n_comp)
+    inner_ids = ids[inner]
+    counts = np.bincount(inner_ids, minlength=n_comp)
+    valid = counts[1:] >= MIN_REGION_PX // 2
     out = image.copy()
     pixels = image[touched]
     for _ in range(passes):
-        lab = srgb_to_lab(pixels).astype(np.float64)
-        sums = np.stack([np.bincount(ids[inner], weights=lab[inner, ch], minlength=n_comp) for ch in range(3)], axis=1)
-        valid = counts[1:] >= MIN_REGION_PX // 2
+        lab = srgb_to_lab(pixels)  # float32; the region sums below are taken in float64
+        inner_lab = lab[inner].astype(np.float64)
+        sums = np.stack([np.bincount(inner_ids, weights=inner_lab[:, ch], minlength=n_comp) for ch in range(3)], axis=1)
         means = sums[1:] / np.maximum(counts[1:], 1)[:, None]
         delta = np.where(valid[:, None], targets - means, 0.0)
         if not valid.any() or float(np.max(delta_e00(means[valid], targets[valid]))) <= tolerance:
             break
-        delta_full = np.vstack([np.zeros((1, 3)), delta])
-        pixels = lab_to_srgb(lab + w * delta_full[ids])
+        delta_full = np.vstack([np.zeros((1, 3)), delta]).astype(np.float32)
+        lab += w * delta_full[ids]
+        pixels = lab_to_srgb(lab)
     out[touched] = pixels
     return out
 

@@ -221,8 +221,8 @@ _LAB_TO_F = np.array([[1 / 116, 1 / 500, 0, 16 / 116], [1 / 116, 0, 0, 16 / 116]
 
 
 def _lightness_f(t: np.ndarray) -> np.ndarray:
-    """The CIE 1976 lightness function of colour-science, in place on ``t`` (float32): cube root above
-    ``(24/116)^3``, linear below."""
+    """colour-science's CIE 1976 lightness function f(t) (``intermediate_lightness_function_CIE1976``) in float32:
+    cube root above ``(24/116)^3``, linear below."""
     low = t <= _LAB_EPSILON
     f = np.power(t, _F(1 / 3))
     if low.any():
@@ -231,22 +231,12 @@ def _lightness_f(t: np.ndarray) -> np.ndarray:
 
 
 def _lightness_f_inverse(f: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_lightness_f` (colour-science's ``intermediate_luminance_function_CIE1976``)."""
     low = f <= _F(24 / 116)
     t = f * f * f
     if low.any():
         t[low] = (f[low] - _LAB_OFFSET) / _LAB_SLOPE
     return t
-
-
-def xyz_to_lab(xyz: np.ndarray) -> np.ndarray:
-    """CIE XYZ (Y of white = 1) -> CIE L*a*b* (D65), float32: colour-science's ``XYZ_to_Lab`` (CIE 1976, its
-    constants and reference white) evaluated in float32."""
-    return _affine(_lightness_f(np.asarray(xyz, _F) / _d65_white()), _F_TO_LAB)
-
-
-def lab_to_xyz(lab: np.ndarray) -> np.ndarray:
-    """CIE L*a*b* (D65) -> CIE XYZ, float32: colour-science's ``Lab_to_XYZ`` evaluated in float32."""
-    return _lightness_f_inverse(_affine(lab, _LAB_TO_F)) * _d65_white()
 
 
 @lru_cache(maxsize=1)
@@ -264,8 +254,9 @@ def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
     """sRGB -> CIE L*a*b* (D65), float32.
 
     8-bit input goes through a 256-entry table of colour-science's sRGB decoding, the sRGB colourspace matrix
-    and :func:`xyz_to_lab` (the same conversion as ``colour.XYZ_to_Lab(colour.RGB_to_XYZ(..., "sRGB"))`` in
-    float32: within 1e-3 of it, ``test_colour_paths.py``); anything else takes colour-science's general path.
+    with the D65 white divided out, the CIE 1976 lightness function and its L*a*b* combination: the same
+    conversion as ``colour.XYZ_to_Lab(colour.RGB_to_XYZ(..., "sRGB"))`` in float32 (within 1e-3 of it,
+    ``test_colour_paths.py``). Anything else takes colour-science's general path.
     """
     rgb = np.asarray(image_u8)[..., :3]
     if rgb.dtype == np.uint8:
@@ -275,8 +266,9 @@ def srgb_to_lab(image_u8: np.ndarray) -> np.ndarray:
 
 
 def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """CIE L*a*b* (D65) -> uint8 sRGB: :func:`lab_to_xyz`, the sRGB colourspace matrix, then each linear value's
-    8-bit code (:func:`linear_to_srgb_u8`). Out-of-gamut values clip to 0 and 255."""
+    """CIE L*a*b* (D65) -> uint8 sRGB: the inverse lightness function (colour-science's ``Lab_to_XYZ``), the sRGB
+    colourspace matrix with the D65 white multiplied in, then each linear value's 8-bit code
+    (:func:`linear_to_srgb_u8`). Out-of-gamut values clip to 0 and 255."""
     return linear_to_srgb_u8(_affine(_lightness_f_inverse(_affine(lab, _LAB_TO_F)), _t_to_linear_srgb()))
 
 
